@@ -1,0 +1,118 @@
+"""`TCPConnector`: aiohttp's connector arguments; it owns the pool, resolver and transport."""
+
+from __future__ import annotations
+
+import socket
+import ssl as ssl_module
+from typing import Any
+
+import httpcore
+
+from ._dns import Resolver
+from ._network import Opener
+from ._pool import Connection, ConnectionPool, Key, PoolStats
+from ._tracing import RequestTrace
+from ._transport import TracingTransport
+
+__all__ = ["TCPConnector"]
+
+_UNSET: Any = object()
+
+
+def _ssl_context(ssl: bool | ssl_module.SSLContext) -> ssl_module.SSLContext:
+    """aiohttp's `ssl=`: True verifies certificates (the default), False does not."""
+    if isinstance(ssl, ssl_module.SSLContext):
+        return ssl
+    if not isinstance(ssl, bool):
+        raise TypeError(f"ssl must be a bool or an ssl.SSLContext, not {type(ssl).__name__}")
+    context = ssl_module.create_default_context()
+    if not ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl_module.CERT_NONE
+    return context
+
+
+class TCPConnector:
+    """Connection limits, keep-alive, DNS cache and TLS settings, as aiohttp's `TCPConnector`.
+
+    `limit` counts connections in use (0: no limit); `limit_per_host` the same per
+    (scheme, host, port). Several sessions may share one connector (`connector_owner=False`).
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: int = 100,
+        limit_per_host: int = 0,
+        use_dns_cache: bool = True,
+        ttl_dns_cache: float | None = 10,
+        keepalive_timeout: float | None = _UNSET,
+        force_close: bool = False,
+        ssl: bool | ssl_module.SSLContext = True,
+        local_addr: tuple[str, int] | None = None,
+        family: int = socket.AF_UNSPEC,
+        enable_cleanup_closed: bool = False,
+    ) -> None:
+        if not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a non-negative int, got {limit!r}")
+        if not isinstance(limit_per_host, int) or limit_per_host < 0:
+            raise ValueError(f"limit_per_host must be a non-negative int, got {limit_per_host!r}")
+        if force_close and keepalive_timeout is not _UNSET and keepalive_timeout is not None:
+            raise ValueError("keepalive_timeout cannot be set if force_close is True")
+        if keepalive_timeout is _UNSET:
+            keepalive_timeout = None if force_close else 15.0
+        self.limit = limit
+        self.limit_per_host = limit_per_host
+        self.force_close = force_close
+        self.use_dns_cache = use_dns_cache
+        self.keepalive_timeout: float | None = keepalive_timeout
+        self._local_host = local_addr[0] if local_addr else None
+        self._ssl_context = _ssl_context(ssl)
+        self._resolver = Resolver(use_cache=use_dns_cache, ttl=ttl_dns_cache, family=family)
+        self._pool = ConnectionPool(
+            self._new_connection,
+            limit=limit,
+            limit_per_host=limit_per_host,
+            keepalive_timeout=keepalive_timeout,
+            force_close=force_close,
+        )
+
+    def _new_connection(self, key: Key, trace: RequestTrace) -> Connection:
+        scheme, host, port = key
+        return httpcore.AsyncHTTPConnection(
+            origin=httpcore.Origin(scheme, host, port),
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self.keepalive_timeout,
+            network_backend=Opener(
+                self._resolver, trace, tls=scheme == b"https", local_host=self._local_host
+            ),
+        )
+
+    def transport(self) -> TracingTransport:
+        """An httpx transport over this connector's pool; closing it leaves the pool open."""
+        return TracingTransport(self._pool, owns_pool=False)
+
+    def stats(self) -> PoolStats:
+        """Connections in use, idle and waiting, in all and per origin (a compat extension)."""
+        return self._pool.stats()
+
+    def cached_hosts(self) -> dict[tuple[str, int], list[str]]:
+        """The unexpired DNS cache: (host, port) -> addresses (a compat extension)."""
+        return self._resolver.cached_hosts()
+
+    def clear_dns_cache(self) -> None:
+        self._resolver.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._pool.closed
+
+    async def close(self) -> None:
+        """Close idle connections now and in-use ones as they are released."""
+        await self._pool.aclose()
+
+    async def __aenter__(self) -> TCPConnector:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

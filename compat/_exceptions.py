@@ -1,0 +1,370 @@
+"""aiohttp's client exceptions, and the one place httpcore and httpx errors are mapped onto them.
+
+The transport speaks httpx (so a plain `httpx.AsyncClient` over it raises what httpx users
+expect); the session turns those into aiohttp's classes, whose names tracing libraries record.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpcore
+import httpx
+from multidict import MultiMapping
+from yarl import URL
+
+if TYPE_CHECKING:
+    from ._models import RequestInfo
+    from ._response import ClientResponse
+
+__all__ = [
+    "ClientConnectionError",
+    "ClientConnectionResetError",
+    "ClientConnectorCertificateError",
+    "ClientConnectorDNSError",
+    "ClientConnectorError",
+    "ClientConnectorSSLError",
+    "ClientError",
+    "ClientOSError",
+    "ClientPayloadError",
+    "ClientProxyConnectionError",
+    "ClientResponseError",
+    "ClientSSLError",
+    "ConnectionKey",
+    "ConnectionTimeoutError",
+    "ContentTypeError",
+    "InvalidURL",
+    "InvalidUrlClientError",
+    "InvalidUrlRedirectClientError",
+    "NonHttpUrlClientError",
+    "NonHttpUrlRedirectClientError",
+    "RedirectClientError",
+    "ServerConnectionError",
+    "ServerDisconnectedError",
+    "ServerTimeoutError",
+    "SocketTimeoutError",
+    "TooManyRedirects",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionKey:
+    """Where a connection goes: what `ClientConnectorError` reports."""
+
+    host: str
+    port: int | None
+    is_ssl: bool
+    ssl: Any = True
+
+
+class ClientError(Exception):
+    """Base class of every error compat raises for a request."""
+
+
+class ClientResponseError(ClientError):
+    """An error about a response that did arrive: bad status, too many redirects."""
+
+    def __init__(
+        self,
+        request_info: RequestInfo,
+        history: tuple[ClientResponse, ...],
+        *,
+        status: int | None = None,
+        message: str = "",
+        headers: MultiMapping[str] | None = None,
+    ) -> None:
+        self.request_info = request_info
+        self.status = 0 if status is None else status
+        self.message = message
+        self.headers = headers
+        self.history = history
+        self.args = (request_info, history)
+
+    def __str__(self) -> str:
+        return f"{self.status}, message={self.message!r}, url={str(self.request_info.real_url)!r}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status!r}, message={self.message!r})"
+
+
+class ContentTypeError(ClientResponseError):
+    """The response's Content-Type is not the one asked for (`json()`)."""
+
+
+class TooManyRedirects(ClientResponseError):
+    """The server redirected more than `max_redirects` times."""
+
+
+class ClientConnectionError(ClientError):
+    """Base class of socket-level errors."""
+
+
+class ClientConnectionResetError(ClientConnectionError, ConnectionResetError):
+    """The peer reset the connection while the request was being written."""
+
+
+class ClientOSError(ClientConnectionError, OSError):
+    """An OSError on the connection."""
+
+
+class ClientConnectorError(ClientOSError):
+    """A connection could not be established."""
+
+    def __init__(self, connection_key: ConnectionKey, os_error: OSError) -> None:
+        self._conn_key = connection_key
+        self._os_error = os_error
+        super().__init__(os_error.errno, os_error.strerror)
+        self.args = (connection_key, os_error)
+
+    @property
+    def os_error(self) -> OSError:
+        return self._os_error
+
+    @property
+    def host(self) -> str:
+        return self._conn_key.host
+
+    @property
+    def port(self) -> int | None:
+        return self._conn_key.port
+
+    @property
+    def ssl(self) -> Any:
+        return self._conn_key.ssl
+
+    def __str__(self) -> str:
+        ssl_text = "default" if self.ssl is True else self.ssl
+        reason = self.strerror or str(self._os_error) or type(self._os_error).__name__
+        return f"Cannot connect to host {self.host}:{self.port} ssl:{ssl_text} [{reason}]"
+
+    __reduce__ = BaseException.__reduce__
+
+
+class ClientConnectorDNSError(ClientConnectorError):
+    """The host name could not be resolved."""
+
+
+class ClientProxyConnectionError(ClientConnectorError):
+    """The proxy could not be reached."""
+
+
+class ClientSSLError(ClientConnectorError):
+    """Base class of TLS errors while connecting."""
+
+
+class ClientConnectorSSLError(ClientSSLError, ssl.SSLError):
+    """The TLS handshake failed."""
+
+
+class ClientConnectorCertificateError(ClientSSLError, ssl.CertificateError):
+    """The server's certificate did not verify."""
+
+    def __init__(self, connection_key: ConnectionKey, certificate_error: Exception) -> None:
+        os_error = certificate_error if isinstance(certificate_error, OSError) else OSError()
+        super().__init__(connection_key, os_error)
+        self._certificate_error = certificate_error
+        self.args = (connection_key, certificate_error)
+
+    @property
+    def certificate_error(self) -> Exception:
+        return self._certificate_error
+
+    def __str__(self) -> str:
+        error = self._certificate_error
+        return (
+            f"Cannot connect to host {self.host}:{self.port} ssl:{self._conn_key.is_ssl} "
+            f"[{type(error).__name__}: {error.args}]"
+        )
+
+
+class ServerConnectionError(ClientConnectionError):
+    """Base class of errors the server side of a connection caused."""
+
+
+class ServerDisconnectedError(ServerConnectionError):
+    """The server closed the connection before a complete response."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = "Server disconnected" if message is None else message
+        self.args = (self.message,)
+
+
+class ServerTimeoutError(ServerConnectionError, TimeoutError):
+    """A socket-level timeout."""
+
+
+class ConnectionTimeoutError(ServerTimeoutError):
+    """`ClientTimeout.connect` or `sock_connect` expired."""
+
+
+class SocketTimeoutError(ServerTimeoutError):
+    """`ClientTimeout.sock_read` expired."""
+
+
+class ClientPayloadError(ClientError):
+    """The response body was broken: truncated, badly framed or badly encoded."""
+
+
+class InvalidURL(ClientError, ValueError):
+    """A URL that cannot be requested."""
+
+    def __init__(self, url: str | URL, description: str | None = None) -> None:
+        self._url = url
+        self._description = description
+        if description:
+            super().__init__(url, description)
+        else:
+            super().__init__(url)
+
+    @property
+    def url(self) -> str | URL:
+        return self._url
+
+    @property
+    def description(self) -> str | None:
+        return self._description
+
+    def __str__(self) -> str:
+        return f"{self._url} - {self._description}" if self._description else str(self._url)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self}>"
+
+
+class InvalidUrlClientError(InvalidURL):
+    """The request URL is malformed."""
+
+
+class RedirectClientError(ClientError):
+    """A redirect that cannot be followed."""
+
+
+class NonHttpUrlClientError(ClientError):
+    """The URL's scheme is not http or https."""
+
+
+class InvalidUrlRedirectClientError(InvalidUrlClientError, RedirectClientError):
+    """The server redirected to a malformed URL."""
+
+
+class NonHttpUrlRedirectClientError(NonHttpUrlClientError, RedirectClientError):
+    """The server redirected to a URL whose scheme is not http or https."""
+
+
+# --- httpcore -> httpx (what the transport raises, as httpx's own transport would) ---
+
+_HTTPCORE_TO_HTTPX: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+)
+
+
+_HTTPCORE_ERRORS = tuple(core_class for core_class, _ in _HTTPCORE_TO_HTTPX)
+
+
+def to_httpx_error(exc: Exception, request: httpx.Request | None = None) -> Exception:
+    """The httpx exception for an httpcore one (the most specific class matching); others as is."""
+    if not isinstance(exc, _HTTPCORE_ERRORS):
+        return exc
+    mapped: type[httpx.HTTPError] | None = None
+    for core_class, httpx_class in _HTTPCORE_TO_HTTPX:
+        if isinstance(exc, core_class):
+            mapped = httpx_class
+    if mapped is None:
+        return exc
+    error = mapped(str(exc))
+    if request is not None:
+        error.request = request
+    return error
+
+
+# --- anything -> aiohttp's names (what the session raises) ---
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _root_os_error(exc: BaseException) -> OSError | None:
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+            return cause
+    return None
+
+
+def to_client_error(
+    exc: BaseException,
+    key: ConnectionKey,
+    request_info: RequestInfo | None = None,
+    *,
+    reading_body: bool = False,
+) -> BaseException:
+    """The aiohttp-named exception for `exc`; cancellation and compat's own errors pass through."""
+    if isinstance(exc, ClientError) or not isinstance(exc, Exception):
+        return exc
+    exc = to_httpx_error(exc)
+    message = str(exc)
+    if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return ConnectionTimeoutError(f"Connection timeout to host {key.host}:{key.port}")
+    if isinstance(exc, httpx.TimeoutException):
+        return SocketTimeoutError(f"Timeout on reading data from socket ({key.host}:{key.port})")
+    if isinstance(exc, httpx.ProxyError):
+        return ClientProxyConnectionError(key, _root_os_error(exc) or OSError(message))
+    if isinstance(exc, httpx.ConnectError):
+        for cause in _causes(exc):
+            if isinstance(cause, socket.gaierror):
+                return ClientConnectorDNSError(key, cause)
+            if isinstance(cause, ssl.CertificateError):
+                return ClientConnectorCertificateError(key, cause)
+            if isinstance(cause, ssl.SSLError):
+                return ClientConnectorSSLError(key, cause)
+        return ClientConnectorError(key, _root_os_error(exc) or OSError(message))
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.DecodingError)):
+        if reading_body:
+            return ClientPayloadError(f"Response payload is not completed: {message}")
+        if "without sending" in message or isinstance(exc, httpx.ReadError):
+            return ServerDisconnectedError(f"Server disconnected ({key.host}:{key.port})")
+        if request_info is not None:
+            return ClientResponseError(
+                request_info, (), status=400, message=f"Invalid HTTP response: {message}"
+            )
+        return ServerDisconnectedError(message)
+    if isinstance(exc, httpx.WriteError):
+        os_error = _root_os_error(exc)
+        if isinstance(os_error, ConnectionResetError):
+            return ClientConnectionResetError(*os_error.args)
+        return ClientOSError(*(os_error.args if os_error else (message,)))
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return NonHttpUrlClientError(message)
+    if isinstance(exc, httpx.InvalidURL):
+        return InvalidUrlClientError(message)
+    if isinstance(exc, httpx.LocalProtocolError):
+        return ValueError(f"Invalid request: {message}")
+    if isinstance(exc, httpx.StreamError):
+        return ClientConnectionError(f"Connection closed: {message}")
+    if isinstance(exc, httpx.TransportError):
+        return ClientConnectionError(message)
+    if isinstance(exc, httpx.HTTPError):
+        return ClientError(message)
+    return exc

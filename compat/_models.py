@@ -1,0 +1,67 @@
+"""Small value types of aiohttp's client API: `ClientTimeout`, `BasicAuth`, `RequestInfo`."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+__all__ = ["DEFAULT_TIMEOUT", "BasicAuth", "ClientTimeout", "RequestInfo"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTimeout:
+    """aiohttp's timeouts, in seconds; `None` means no limit.
+
+    total: the whole request, redirects and body read included (raises `TimeoutError`).
+    connect: getting a connection, pool queueing included (`ConnectionTimeoutError`).
+    sock_connect: opening one new connection (`ConnectionTimeoutError`).
+    sock_read: the gap between two reads from the socket (`SocketTimeoutError`).
+    """
+
+    total: float | None = None
+    connect: float | None = None
+    sock_read: float | None = None
+    sock_connect: float | None = None
+    ceil_threshold: float = 5
+
+
+DEFAULT_TIMEOUT = ClientTimeout(total=5 * 60, sock_connect=30)
+
+
+@dataclass(frozen=True, slots=True)
+class BasicAuth:
+    """HTTP Basic credentials, sent as the Authorization header."""
+
+    login: str
+    password: str = ""
+    encoding: str = "latin1"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.login, str) or not isinstance(self.password, str):
+            raise TypeError("BasicAuth login and password must be str")
+        if ":" in self.login:
+            raise ValueError('A ":" is not allowed in a BasicAuth login')
+
+    @classmethod
+    def from_url(cls, url: URL, *, encoding: str = "latin1") -> BasicAuth | None:
+        """The credentials embedded in `url`, if any."""
+        if url.user is None and url.password is None:
+            return None
+        return cls(url.user or "", url.password or "", encoding=encoding)
+
+    def encode(self) -> str:
+        raw = f"{self.login}:{self.password}".encode(self.encoding)
+        return "Basic " + base64.b64encode(raw).decode(self.encoding)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What was actually sent for a response: its headers include trace-injected ones."""
+
+    url: URL
+    method: str
+    headers: CIMultiDictProxy[str]
+    real_url: URL = field(default_factory=URL)

@@ -1,0 +1,199 @@
+"""Opening one connection: our DNS, TCP to each resolved address in turn, then TLS.
+
+httpcore's `AsyncHTTPConnection` calls `connect_tcp` (and `start_tls` for https) the first time
+it is used, in the requesting task; an `Opener` made for that one connection carries the
+request's trace, so the create signals bracket exactly the work of opening it. A connection
+that is never opened (respx mocks `handle_async_request`) fires no create or DNS signal at all.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import anyio
+import httpcore
+
+from ._dns import Resolver
+from ._params import (
+    ConnectionEstablishedParams,
+    TlsHandshakeEndParams,
+    TlsHandshakeStartParams,
+    TraceConnectionCreateEndParams,
+    TraceConnectionCreateStartParams,
+)
+from ._tracing import RequestTrace
+
+__all__ = ["Opener"]
+
+_CREATE_START = TraceConnectionCreateStartParams()
+_CREATE_END = TraceConnectionCreateEndParams()
+
+_ANYIO = httpcore.AnyIOBackend()
+SocketOption = Any
+
+
+class Opener(httpcore.AsyncNetworkBackend):
+    """The network backend of a single new connection, bound to the request that opens it."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        trace: RequestTrace,
+        *,
+        tls: bool,
+        local_host: str | None,
+    ) -> None:
+        self._resolver = resolver
+        self._trace: RequestTrace | None = trace
+        self._tls = tls
+        self._local_host = local_host
+        self._port = 0
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        trace = self._trace
+        assert trace is not None, "an Opener opens one connection"
+        plan = trace.plan
+        self._port = port
+        if plan.on_connection_create_start:
+            await trace.send(plan.on_connection_create_start, _CREATE_START)
+        try:
+            with anyio.fail_after(timeout):
+                addresses = await self._resolver.resolve(host, port, trace)
+                stream = await self._connect_first(addresses, port, socket_options)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"Timed out connecting to {host}:{port}") from exc
+        except OSError as exc:  # DNS failure: socket.gaierror
+            raise httpcore.ConnectError(f"Cannot resolve {host}: {exc}") from exc
+        if self._tls:
+            return _TlsPending(stream, self)
+        await self._established(stream, host, None)
+        return stream
+
+    async def _connect_first(
+        self, addresses: list[str], port: int, socket_options: Iterable[SocketOption] | None
+    ) -> httpcore.AsyncNetworkStream:
+        """Each address in turn, as aiohttp does; the last error if none answers."""
+        error: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return await _ANYIO.connect_tcp(
+                    address, port, local_address=self._local_host, socket_options=socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def _established(
+        self,
+        stream: httpcore.AsyncNetworkStream,
+        host: str,
+        ssl_object: ssl.SSLObject | None,
+    ) -> None:
+        """TCP (and TLS) is up: end the create pair, then our connection-established signal."""
+        trace = self._trace
+        assert trace is not None
+        self._trace = None  # the connection outlives its first request
+        plan = trace.plan
+        if plan.on_connection_create_end:
+            await trace.send(plan.on_connection_create_end, _CREATE_END)
+        if plan.on_connection_established:
+            await trace.send(
+                plan.on_connection_established,
+                ConnectionEstablishedParams(
+                    host=host,
+                    port=self._port,
+                    peer=_address(stream, "server_addr"),
+                    local=_address(stream, "client_addr"),
+                    tls=ssl_object is not None,
+                ),
+            )
+
+    async def _start_tls(
+        self,
+        stream: httpcore.AsyncNetworkStream,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None,
+        timeout: float | None,
+    ) -> httpcore.AsyncNetworkStream:
+        trace = self._trace
+        assert trace is not None
+        plan = trace.plan
+        host = server_hostname or ""
+        if plan.on_tls_handshake_start:
+            await trace.send(plan.on_tls_handshake_start, TlsHandshakeStartParams(host=host))
+        tls_stream = await stream.start_tls(ssl_context, server_hostname, timeout)
+        ssl_object = tls_stream.get_extra_info("ssl_object")
+        if plan.on_tls_handshake_end:
+            cipher = ssl_object.cipher() if ssl_object is not None else None
+            await trace.send(
+                plan.on_tls_handshake_end,
+                TlsHandshakeEndParams(
+                    host=host,
+                    version=ssl_object.version() if ssl_object is not None else None,
+                    cipher=cipher[0] if cipher else None,
+                    alpn_protocol=(
+                        ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+                    ),
+                ),
+            )
+        await self._established(tls_stream, host, ssl_object)
+        return tls_stream
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("compat's TCPConnector does not connect to Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
+def _address(stream: httpcore.AsyncNetworkStream, name: str) -> tuple[str, int] | None:
+    address = stream.get_extra_info(name)
+    if isinstance(address, tuple) and len(address) >= 2:
+        return (str(address[0]), int(address[1]))
+    return None
+
+
+class _TlsPending(httpcore.AsyncNetworkStream):
+    """The TCP stream until httpcore asks for TLS; `start_tls` returns the plain TLS stream,
+    so no wrapper stays between httpcore and the socket."""
+
+    __slots__ = ("_opener", "_stream")
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream, opener: Opener) -> None:
+        self._stream = stream
+        self._opener = opener
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return await self._opener._start_tls(self._stream, ssl_context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)

@@ -1,0 +1,445 @@
+"""`ClientSession`: aiohttp's session API driving an `httpx.AsyncClient`, with the request signals.
+
+The session follows redirects itself (httpx's own following is off) so that it sees every hop,
+and sends all request-level signals from the caller's own task: OpenTelemetry attaches a
+context in `on_request_start` and detaches it in `on_request_end`, which only works there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import sys
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator, Iterable
+from typing import Any
+
+import anyio
+import httpx
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from ._connector import TCPConnector
+from ._exceptions import (
+    ClientPayloadError,
+    ConnectionKey,
+    InvalidUrlClientError,
+    InvalidUrlRedirectClientError,
+    NonHttpUrlClientError,
+    NonHttpUrlRedirectClientError,
+    TooManyRedirects,
+    to_client_error,
+)
+from ._models import DEFAULT_TIMEOUT, BasicAuth, ClientTimeout, RequestInfo
+from ._params import (
+    TraceRequestEndParams,
+    TraceRequestExceptionParams,
+    TraceRequestRedirectParams,
+    TraceRequestStartParams,
+)
+from ._response import ClientResponse
+from ._tracing import NO_TRACE, RequestTrace, Tracer
+from ._transport import CONNECT_BUDGET_EXTENSION, TRACE_EXTENSION
+
+__all__ = ["ClientSession"]
+
+_UNSET: Any = object()
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_REDIRECT_BODY_DRAIN = 64 * 1024  # read a redirect's body up to this size to keep the connection
+_USER_AGENT = f"Python/{sys.version_info[0]}.{sys.version_info[1]} httpx/{httpx.__version__} compat"
+_DEFAULT_HEADERS = (("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"))
+
+Data = bytes | bytearray | str | dict[str, Any] | Iterable[tuple[str, Any]] | AsyncIterable[bytes]
+RaiseForStatus = bool | Callable[[ClientResponse], Awaitable[None]]
+
+
+def _key(url: URL) -> ConnectionKey:
+    return ConnectionKey(url.host or "", url.port, url.scheme == "https")
+
+
+class ClientSession:
+    """An HTTP client session with aiohttp's calling conventions and tracing."""
+
+    def __init__(
+        self,
+        base_url: str | URL | None = None,
+        *,
+        connector: TCPConnector | None = None,
+        connector_owner: bool = True,
+        cookies: dict[str, str] | None = None,
+        headers: dict[str, str] | Iterable[tuple[str, str]] | None = None,
+        auth: BasicAuth | None = None,
+        timeout: ClientTimeout = DEFAULT_TIMEOUT,
+        raise_for_status: RaiseForStatus = False,
+        trace_configs: Iterable[Any] | None = None,
+    ) -> None:
+        if timeout is not None and not isinstance(timeout, ClientTimeout):
+            raise TypeError(f"timeout must be a ClientTimeout, not {type(timeout).__name__}")
+        if auth is not None and not isinstance(auth, BasicAuth):
+            raise TypeError("auth must be a compat.BasicAuth")
+        self._base_url = None if base_url is None else URL(base_url)
+        if self._base_url is not None and not self._base_url.absolute:
+            raise ValueError("base_url must be an absolute URL")
+        self._connector = connector if connector is not None else TCPConnector()
+        self._connector_owner = connector_owner if connector is not None else True
+        self._default_headers: CIMultiDict[str] = CIMultiDict(headers or {})
+        self._auth = auth
+        self._timeout = timeout or ClientTimeout()
+        self._raise_for_status = raise_for_status
+        self._tracer = Tracer(self, tuple(trace_configs or ()))
+        self._client = httpx.AsyncClient(
+            transport=self._connector.transport(),
+            cookies=cookies,
+            follow_redirects=False,
+            trust_env=False,
+            timeout=None,
+        )
+        self._to_release: set[ClientResponse] = set()
+        self._closed = False
+
+    # --- public surface ---
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def connector(self) -> TCPConnector:
+        return self._connector
+
+    @property
+    def trace_configs(self) -> tuple[Any, ...]:
+        return self._tracer.configs
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        return self._default_headers
+
+    @property
+    def timeout(self) -> ClientTimeout:
+        return self._timeout
+
+    @property
+    def cookie_jar(self) -> httpx.Cookies:
+        return self._client.cookies
+
+    @property
+    def http_client(self) -> httpx.AsyncClient:
+        """The httpx client underneath (its event hooks and cookies are live)."""
+        return self._client
+
+    def request(self, method: str, url: str | URL, **kwargs: Any) -> _RequestContextManager:
+        return _RequestContextManager(self._request(method, url, **kwargs))
+
+    def get(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
+        return self.request("GET", url, **kwargs)
+
+    def options(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
+        return self.request("OPTIONS", url, **kwargs)
+
+    def head(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
+        kwargs.setdefault("allow_redirects", False)
+        return self.request("HEAD", url, **kwargs)
+
+    def post(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
+        return self.request("DELETE", url, **kwargs)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._release_pending()
+        if self._connector_owner:
+            await self._connector.close()
+
+    async def __aenter__(self) -> ClientSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- the request ---
+
+    def _defer_release(self, response: ClientResponse) -> None:
+        self._to_release.add(response)
+
+    async def _release_pending(self) -> None:
+        while self._to_release:
+            await self._to_release.pop()._aclose()
+
+    def _build_url(self, str_or_url: str | URL) -> URL:
+        if not isinstance(str_or_url, (str, URL)):
+            raise TypeError(f"url must be a str or yarl.URL, not {type(str_or_url).__name__}")
+        try:
+            url = URL(str_or_url)
+        except (ValueError, TypeError) as exc:
+            raise InvalidUrlClientError(str_or_url, str(exc)) from exc
+        if self._base_url is not None and not url.absolute:
+            url = self._base_url.join(url)
+        return url
+
+    async def _request(
+        self,
+        method: str,
+        str_or_url: str | URL,
+        *,
+        params: Any = None,
+        data: Data | None = None,
+        json: Any = _UNSET,
+        headers: dict[str, str] | Iterable[tuple[str, str]] | None = None,
+        auth: BasicAuth | None = None,
+        allow_redirects: bool = True,
+        max_redirects: int = 10,
+        trace_request_ctx: Any = None,
+        timeout: ClientTimeout | None = _UNSET,
+        raise_for_status: RaiseForStatus | None = None,
+    ) -> ClientResponse:
+        if self._closed:
+            raise RuntimeError("Session is closed")
+        if self._to_release:
+            await self._release_pending()
+        if not isinstance(method, str):
+            raise TypeError(f"method must be a str, not {type(method).__name__}")
+        if data is not None and json is not _UNSET:
+            raise ValueError("data and json parameters can not be used at the same time")
+        if auth is not None and not isinstance(auth, BasicAuth):
+            raise TypeError("auth must be a compat.BasicAuth")
+        method = method.upper()
+        url = self._build_url(str_or_url)
+        if url.scheme not in ("http", "https"):
+            raise NonHttpUrlClientError(url)
+        url_auth = BasicAuth.from_url(url)
+        if url_auth is not None:
+            if auth is not None:
+                raise ValueError("Cannot combine AUTH argument with credentials encoded in URL")
+            auth, url = url_auth, url.with_user(None)
+        if params:
+            url = url.extend_query(params)
+        if timeout is _UNSET:
+            timeout = self._timeout
+        elif timeout is None:
+            timeout = ClientTimeout()
+        elif not isinstance(timeout, ClientTimeout):
+            raise TypeError(f"timeout must be a ClientTimeout, not {type(timeout).__name__}")
+        headers_md = CIMultiDict(self._default_headers)
+        if headers:
+            headers_md.update(headers)
+
+        tracer = self._tracer
+        trace = tracer.start(trace_request_ctx) if tracer.configs else NO_TRACE
+        if tracer.on_request_start:
+            await trace.send(
+                tracer.on_request_start, TraceRequestStartParams(method, url, headers_md)
+            )
+
+        # From here on, every failure reaches on_request_exception.
+        response: ClientResponse | None = None
+        history: list[ClientResponse] = []
+        try:
+            deadline = math.inf if not timeout.total else anyio.current_time() + timeout.total
+            with anyio.CancelScope(deadline=deadline) as scope:
+                if not _TOKEN.fullmatch(method):
+                    raise ValueError(f"Method cannot contain non-token characters: {method!r}")
+                if not url.host:
+                    raise InvalidUrlClientError(url, "no host")
+                body = _body(data, json)
+                auth = auth or self._auth
+                while True:
+                    response = await self._send(
+                        method, url, headers_md, body, auth, trace, timeout, deadline
+                    )
+                    location = response.headers.get("Location") or response.headers.get("URI")
+                    if not allow_redirects or response.status not in _REDIRECTS:
+                        break
+                    if tracer.on_request_redirect:
+                        await trace.send(
+                            tracer.on_request_redirect,
+                            TraceRequestRedirectParams(method, url, headers_md, response),
+                        )
+                    history.append(response)
+                    if max_redirects and len(history) >= max_redirects:
+                        await _drain(response)
+                        raise TooManyRedirects(
+                            history[0].request_info,
+                            tuple(history),
+                            message=f"Exceeded {max_redirects} redirects",
+                        )
+                    if location is None:
+                        break
+                    if (response.status == 303 and method != "HEAD") or (
+                        response.status in (301, 302) and method == "POST"
+                    ):
+                        method, body = "GET", {}
+                        headers_md.popall("Content-Length", None)
+                        headers_md.popall("Content-Type", None)
+                    elif isinstance(body.get("content"), AsyncIterable):
+                        raise ClientPayloadError(
+                            "Cannot follow redirect with a consumed request body. "
+                            "Use bytes or set allow_redirects=False."
+                        )
+                    await _drain(response)
+                    next_url = _redirect_target(url, location)
+                    if next_url.origin() != url.origin():
+                        auth = None
+                        for name in ("Authorization", "Cookie", "Proxy-Authorization"):
+                            headers_md.popall(name, None)
+                    url = next_url
+            if scope.cancelled_caught:
+                raise TimeoutError(f"Request timed out after {timeout.total}s: {method} {url}")
+            assert response is not None
+            response.history = tuple(history)
+            check = self._raise_for_status if raise_for_status is None else raise_for_status
+            if callable(check):
+                await check(response)
+            elif check:
+                response.raise_for_status()
+            if tracer.on_request_end:
+                await trace.send(
+                    tracer.on_request_end,
+                    TraceRequestEndParams(method, url, headers_md, response),
+                )
+            return response
+        except BaseException as exc:
+            error = to_client_error(exc, _key(url), response.request_info if response else None)
+            with anyio.CancelScope(shield=True):
+                if response is not None:
+                    await response._aclose()
+                if tracer.on_request_exception:
+                    await trace.send(
+                        tracer.on_request_exception,
+                        TraceRequestExceptionParams(method, url, headers_md, error),
+                    )
+            if error is exc:
+                raise
+            raise error from exc
+
+    async def _send(
+        self,
+        method: str,
+        url: URL,
+        headers_md: CIMultiDict[str],
+        body: dict[str, Any],
+        auth: BasicAuth | None,
+        trace: RequestTrace,
+        timeout: ClientTimeout,
+        deadline: float,
+    ) -> ClientResponse:
+        """One hop: the wire headers, the httpx request, the response head."""
+        wire = CIMultiDict(headers_md)
+        for name, value in _DEFAULT_HEADERS:
+            if name not in wire:
+                wire[name] = value
+        if "User-Agent" not in wire:
+            wire["User-Agent"] = _USER_AGENT
+        if auth is not None and "Authorization" not in wire:
+            wire["Authorization"] = auth.encode()
+        content_type = body.get("content_type")
+        if content_type is not None:
+            body = {k: v for k, v in body.items() if k != "content_type"}
+            if "Content-Type" not in wire:
+                wire["Content-Type"] = content_type
+        extensions: dict[str, Any] = {
+            TRACE_EXTENSION: trace,
+            "timeout": {
+                "connect": timeout.sock_connect,
+                "read": timeout.sock_read,
+                "write": None,
+                "pool": None,
+            },
+        }
+        if timeout.connect is not None:
+            extensions[CONNECT_BUDGET_EXTENSION] = timeout.connect
+        request = httpx.Request(
+            method, str(url), headers=list(wire.items()), extensions=extensions, **body
+        )
+        self._client.cookies.set_cookie_header(request)
+        wire = CIMultiDict(
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+        )
+        trace.method, trace.url, trace.headers = method, url, wire
+        key = _key(url)
+        try:
+            raw = await self._client.send(request, stream=True)
+        except Exception as exc:
+            error = to_client_error(exc, key)
+            if error is exc:
+                raise
+            raise error from exc
+        request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
+        return ClientResponse(
+            method, url, raw, request_info, trace, key, deadline, self._defer_release
+        )
+
+
+def _body(data: Data | None, json: Any) -> dict[str, Any]:
+    """httpx.Request keyword arguments for aiohttp's `data=` / `json=`."""
+    if json is not _UNSET:
+        return {"json": json}
+    if data is None:
+        return {}
+    if isinstance(data, (bytes, bytearray)):
+        return {"content": bytes(data)}
+    if isinstance(data, str):
+        return {"content": data.encode(), "content_type": "text/plain; charset=utf-8"}
+    if isinstance(data, dict):
+        return {"data": data}
+    if isinstance(data, AsyncIterable):
+        return {"content": data}
+    if isinstance(data, Iterable):
+        return {"data": dict(data)}
+    raise TypeError(f"Unsupported data type: {type(data).__name__}")
+
+
+async def _drain(response: ClientResponse) -> None:
+    """Read a small redirect body so its connection can be reused; close a large one."""
+    length = response.content_length
+    if length is not None and length <= _REDIRECT_BODY_DRAIN:
+        with contextlib.suppress(httpx.HTTPError):
+            await response._raw.aread()
+    await response._aclose()
+
+
+def _redirect_target(url: URL, location: str) -> URL:
+    try:
+        target = URL(location)
+    except ValueError as exc:
+        raise InvalidUrlRedirectClientError(
+            location, "Server attempted redirecting to a location that does not look like a URL"
+        ) from exc
+    if target.scheme and target.scheme not in ("http", "https"):
+        raise NonHttpUrlRedirectClientError(location)
+    target = url.join(target)
+    if not target.host:
+        raise InvalidUrlRedirectClientError(location, "Invalid redirect URL origin")
+    return target
+
+
+class _RequestContextManager:
+    """What `session.get(...)` returns: awaitable, or used as `async with`."""
+
+    __slots__ = ("_coro", "_response")
+
+    def __init__(self, coro: Coroutine[Any, Any, ClientResponse]) -> None:
+        self._coro = coro
+        self._response: ClientResponse | None = None
+
+    def __await__(self) -> Generator[Any, None, ClientResponse]:
+        return self._coro.__await__()
+
+    async def __aenter__(self) -> ClientResponse:
+        self._response = await self._coro
+        return self._response
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._response is not None:
+            await self._response.release()

@@ -1,0 +1,178 @@
+"""Signal dispatch: `TraceConfig`, and the per-session and per-request fan-out of each signal.
+
+Every request crosses this module, so the cost of a signal nobody listens to is one truthiness
+check at the call site: `Tracer` resolves, once per session, which trace configs have handlers
+for which signal, and callers build a params object only when that tuple is non-empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any, Protocol
+
+from multidict import CIMultiDict
+from yarl import URL
+
+from ._signals import Signal
+
+__all__ = ["NO_TRACE", "SIGNAL_NAMES", "RequestTrace", "TraceConfig", "Tracer"]
+
+#: aiohttp's 16 signals, in the order its documentation lists them.
+AIOHTTP_SIGNALS = (
+    "on_request_start",
+    "on_request_chunk_sent",
+    "on_response_chunk_received",
+    "on_request_end",
+    "on_request_exception",
+    "on_request_redirect",
+    "on_connection_queued_start",
+    "on_connection_queued_end",
+    "on_connection_create_start",
+    "on_connection_create_end",
+    "on_connection_reuseconn",
+    "on_dns_resolvehost_start",
+    "on_dns_resolvehost_end",
+    "on_dns_cache_hit",
+    "on_dns_cache_miss",
+    "on_request_headers_sent",
+)
+
+#: compat's own signals; a foreign (aiohttp) TraceConfig simply has none of them.
+EXTENSION_SIGNALS = (
+    "on_tls_handshake_start",
+    "on_tls_handshake_end",
+    "on_connection_established",
+    "on_request_sent",
+    "on_response_headers_received",
+    "on_response_body_complete",
+)
+
+SIGNAL_NAMES = AIOHTTP_SIGNALS + EXTENSION_SIGNALS
+
+
+class _TraceConfigLike(Protocol):
+    """What a session needs of a trace config: aiohttp's own `TraceConfig` qualifies."""
+
+    def freeze(self) -> None: ...
+    def trace_config_ctx(self, trace_request_ctx: Any = None) -> Any: ...
+
+
+class TraceConfig:
+    """A set of signals plus the factory of the per-request context handlers share."""
+
+    def __init__(self, trace_config_ctx_factory: Callable[..., Any] = SimpleNamespace) -> None:
+        self._trace_config_ctx_factory = trace_config_ctx_factory
+        for name in SIGNAL_NAMES:
+            setattr(self, name, Signal(self))
+
+    # Declared for type checkers; assigned in __init__ from SIGNAL_NAMES.
+    on_request_start: Signal
+    on_request_chunk_sent: Signal
+    on_response_chunk_received: Signal
+    on_request_end: Signal
+    on_request_exception: Signal
+    on_request_redirect: Signal
+    on_connection_queued_start: Signal
+    on_connection_queued_end: Signal
+    on_connection_create_start: Signal
+    on_connection_create_end: Signal
+    on_connection_reuseconn: Signal
+    on_dns_resolvehost_start: Signal
+    on_dns_resolvehost_end: Signal
+    on_dns_cache_hit: Signal
+    on_dns_cache_miss: Signal
+    on_request_headers_sent: Signal
+    on_tls_handshake_start: Signal
+    on_tls_handshake_end: Signal
+    on_connection_established: Signal
+    on_request_sent: Signal
+    on_response_headers_received: Signal
+    on_response_body_complete: Signal
+
+    def trace_config_ctx(self, trace_request_ctx: Any = None) -> Any:
+        return self._trace_config_ctx_factory(trace_request_ctx=trace_request_ctx)
+
+    def freeze(self) -> None:
+        for name in SIGNAL_NAMES:
+            getattr(self, name).freeze()
+
+
+Targets = tuple[tuple[int, Any], ...]
+"""(index of the trace config, its non-empty signal) for each config listening to a signal."""
+
+
+class Tracer:
+    """A session's frozen trace configs, indexed per signal."""
+
+    __slots__ = ("configs", "owner", *SIGNAL_NAMES)
+
+    def __init__(self, owner: object, configs: tuple[_TraceConfigLike, ...]) -> None:
+        self.owner = owner
+        self.configs = configs
+        for config in configs:
+            config.freeze()
+        for name in SIGNAL_NAMES:
+            targets = []
+            for index, config in enumerate(configs):
+                signal = getattr(config, name, None)
+                if signal is not None and len(signal):
+                    targets.append((index, signal))
+            setattr(self, name, tuple(targets))
+
+    def start(self, trace_request_ctx: Any = None) -> RequestTrace:
+        """One context per trace config, shared by every signal of this request."""
+        ctxs = tuple(
+            config.trace_config_ctx(trace_request_ctx=trace_request_ctx) for config in self.configs
+        )
+        return RequestTrace(self, ctxs)
+
+    on_request_start: Targets
+    on_request_chunk_sent: Targets
+    on_response_chunk_received: Targets
+    on_request_end: Targets
+    on_request_exception: Targets
+    on_request_redirect: Targets
+    on_connection_queued_start: Targets
+    on_connection_queued_end: Targets
+    on_connection_create_start: Targets
+    on_connection_create_end: Targets
+    on_connection_reuseconn: Targets
+    on_dns_resolvehost_start: Targets
+    on_dns_resolvehost_end: Targets
+    on_dns_cache_hit: Targets
+    on_dns_cache_miss: Targets
+    on_request_headers_sent: Targets
+    on_tls_handshake_start: Targets
+    on_tls_handshake_end: Targets
+    on_connection_established: Targets
+    on_request_sent: Targets
+    on_response_headers_received: Targets
+    on_response_body_complete: Targets
+
+
+class RequestTrace:
+    """One request's trace contexts, and the hop (method, url, wire headers) now on the wire.
+
+    The session updates the hop before each request it sends, so the transport's
+    headers-sent and chunk-sent signals carry the same values aiohttp's do.
+    """
+
+    __slots__ = ("ctxs", "headers", "method", "plan", "url")
+
+    def __init__(self, plan: Tracer, ctxs: tuple[Any, ...]) -> None:
+        self.plan = plan
+        self.ctxs = ctxs
+        self.method = ""
+        self.url = URL()
+        self.headers: CIMultiDict[str] = CIMultiDict()
+
+    async def send(self, targets: Targets, params: object) -> None:
+        owner = self.plan.owner
+        ctxs = self.ctxs
+        for index, signal in targets:
+            await signal.send(owner, ctxs[index], params)
+
+
+NO_TRACE = Tracer(None, ()).start()
+"""The trace of a request nobody traces: every signal's targets are empty."""
