@@ -55,7 +55,7 @@ class ClientResponse:
         trace: RequestTrace,
         key: ConnectionKey,
         deadline: float,
-        on_release: Callable[[ClientResponse], None],
+        on_release: Callable[[httpx.Response], None],
     ) -> None:
         self.method = method
         self.url = url
@@ -217,15 +217,21 @@ class ClientResponse:
         """Give the connection back. Await it to do so now; called bare (aiohttp style), the
         session does it before its next request, or at its close."""
         if not self._released:
-            self._on_release(self)
+            self._released = True
+            self._on_release(self._raw)
         return _Release(self)
+
+    def __del__(self) -> None:
+        # Dropped unreleased: the session gives its connection back before its next request.
+        if not self._released:
+            self._on_release(self._raw)
 
     def close(self) -> None:
         """aiohttp's synchronous close; the connection is closed or reused as `release` does."""
         self.release()
 
     async def _aclose(self) -> None:
-        if self._released and self._eof:
+        if self._eof:
             return
         self._released = True
         with anyio.CancelScope(shield=True):

@@ -95,7 +95,7 @@ class ClientSession:
             trust_env=False,
             timeout=None,
         )
-        self._to_release: set[ClientResponse] = set()
+        self._to_release: list[httpx.Response] = []
         self._closed = False
 
     # --- public surface ---
@@ -170,12 +170,14 @@ class ClientSession:
 
     # --- the request ---
 
-    def _defer_release(self, response: ClientResponse) -> None:
-        self._to_release.add(response)
+    def _defer_release(self, raw: httpx.Response) -> None:
+        """A response released without await, or dropped: closed before the next request."""
+        self._to_release.append(raw)
 
     async def _release_pending(self) -> None:
-        while self._to_release:
-            await self._to_release.pop()._aclose()
+        with anyio.CancelScope(shield=True):
+            while self._to_release:
+                await self._to_release.pop().aclose()
 
     def _build_url(self, str_or_url: str | URL) -> URL:
         if not isinstance(str_or_url, (str, URL)):
@@ -376,9 +378,10 @@ class ClientSession:
                 raise
             raise error from exc
         request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
-        return ClientResponse(
+        response = ClientResponse(
             method, url, raw, request_info, trace, key, deadline, self._defer_release
         )
+        return response
 
 
 def _body(data: Data | None, json: Any) -> dict[str, Any]:

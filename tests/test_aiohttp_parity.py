@@ -1,0 +1,147 @@
+"""The same tracing code, run once on aiohttp and once on compat (asyncio and trio), against the
+same server, must see the same signal sequence. aiohttp runs in a worker thread on asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+
+import compat
+
+from .conftest import Recorder
+from .server import TestServer
+
+pytestmark = pytest.mark.anyio
+
+Scenario = Callable[[Any, TestServer, Recorder], Awaitable[None]]
+
+
+async def _get(session: Any, url: str, **kwargs: Any) -> None:
+    async with session.get(url, **kwargs) as resp:
+        await resp.read()
+
+
+async def two_gets_by_ip(lib: Any, server: TestServer, rec: Recorder) -> None:
+    async with lib.ClientSession(trace_configs=[rec.config]) as session:
+        await _get(session, server.url_for("/ok"))
+        await _get(session, server.url_for("/ok"))
+
+
+async def gets_by_name_cached(lib: Any, server: TestServer, rec: Recorder) -> None:
+    connector = lib.TCPConnector(force_close=True)
+    async with lib.ClientSession(connector=connector, trace_configs=[rec.config]) as session:
+        await _get(session, server.url_for("/ok", host="localhost"))
+        await _get(session, server.url_for("/ok", host="localhost"))
+
+
+async def gets_by_name_uncached(lib: Any, server: TestServer, rec: Recorder) -> None:
+    connector = lib.TCPConnector(use_dns_cache=False, force_close=True)
+    async with lib.ClientSession(connector=connector, trace_configs=[rec.config]) as session:
+        await _get(session, server.url_for("/ok", host="localhost"))
+        await _get(session, server.url_for("/ok", host="localhost"))
+
+
+async def redirect_chain(lib: Any, server: TestServer, rec: Recorder) -> None:
+    async with lib.ClientSession(trace_configs=[rec.config]) as session:
+        await _get(session, server.url_for("/redirect/3"))
+
+
+async def too_many_redirects(lib: Any, server: TestServer, rec: Recorder) -> None:
+    async with lib.ClientSession(trace_configs=[rec.config]) as session:
+        with pytest.raises(lib.TooManyRedirects):
+            await _get(session, server.url_for("/redirect/9"), max_redirects=3)
+
+
+async def server_error(lib: Any, server: TestServer, rec: Recorder) -> None:
+    async with lib.ClientSession(trace_configs=[rec.config]) as session:
+        await _get(session, server.url_for("/status/500"))
+        with pytest.raises(lib.ClientResponseError):
+            await _get(session, server.url_for("/status/500"), raise_for_status=True)
+
+
+async def post_body(lib: Any, server: TestServer, rec: Recorder) -> None:
+    async with lib.ClientSession(trace_configs=[rec.config]) as session:
+        async with session.post(server.url_for("/echo"), data=b"x" * 1000) as resp:
+            assert await resp.read() == b"x" * 1000
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def refused(lib: Any, server: TestServer, rec: Recorder) -> None:
+    async with lib.ClientSession(trace_configs=[rec.config]) as session:
+        with pytest.raises(lib.ClientConnectorError):
+            await _get(session, f"http://127.0.0.1:{_closed_port()}/")
+
+
+async def dns_failure(lib: Any, server: TestServer, rec: Recorder) -> None:
+    async with lib.ClientSession(trace_configs=[rec.config]) as session:
+        with pytest.raises(lib.ClientConnectorDNSError):
+            await _get(session, "http://no-such-host.invalid/")
+
+
+async def no_host(lib: Any, server: TestServer, rec: Recorder) -> None:
+    async with lib.ClientSession(trace_configs=[rec.config]) as session:
+        with pytest.raises(lib.InvalidUrlClientError):
+            await _get(session, "http:///path-only")
+
+
+async def queued_at_limit(lib: Any, server: TestServer, rec: Recorder) -> None:
+    connector = lib.TCPConnector(limit=1)
+    async with lib.ClientSession(connector=connector, trace_configs=[rec.config]) as session:
+        first_has_connection = anyio.Event() if lib is compat else asyncio.Event()
+
+        async def first() -> None:  # holds the only connection while its body trickles in
+            async with session.get(server.url_for("/slow-body?delay=0.3")) as resp:
+                first_has_connection.set()
+                await resp.read()
+
+        async def second() -> None:
+            await first_has_connection.wait()
+            await _get(session, server.url_for("/ok"))
+
+        if lib is compat:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first)
+                tg.start_soon(second)
+        else:
+            await asyncio.gather(first(), second())
+
+
+SCENARIOS: list[Scenario] = [
+    two_gets_by_ip,
+    gets_by_name_cached,
+    gets_by_name_uncached,
+    redirect_chain,
+    too_many_redirects,
+    server_error,
+    post_body,
+    refused,
+    dns_failure,
+    no_host,
+    queued_at_limit,
+]
+
+
+def _on_aiohttp(scenario: Scenario, server: TestServer) -> list[list[str]]:
+    rec = Recorder(lib=aiohttp)
+    asyncio.run(scenario(aiohttp, server, rec))
+    return rec.per_request()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
+async def test_signal_sequence_equals_aiohttp(scenario: Scenario, server: TestServer) -> None:
+    expected = await anyio.to_thread.run_sync(_on_aiohttp, scenario, server)
+    rec = Recorder()
+    await scenario(compat, server, rec)
+    assert rec.per_request() == expected
+    assert expected  # the scenario traced something on aiohttp too
