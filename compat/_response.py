@@ -65,17 +65,11 @@ class ClientResponse:
         self.version = raw.http_version
         self.request_info = request_info
         self.history: tuple[ClientResponse, ...] = ()
-        self.content = StreamReader(self)
         self._raw = raw
-        self._trace = trace
-        self._key = key
-        self._deadline = deadline
+        self._stream = _BodyStream(self, raw, trace, key, deadline)
+        self.content = StreamReader(self._stream)
         self._on_release = on_release
-        self._chunks: AsyncIterator[bytes] | None = None
         self._body: bytes | None = None
-        self._received = 0
-        self._eof = False
-        self._released = False
 
     # --- head ---
 
@@ -116,7 +110,7 @@ class ClientResponse:
 
     @property
     def closed(self) -> bool:
-        return self._released
+        return self._stream.released
 
     def get_encoding(self) -> str:
         charset = self.charset
@@ -135,48 +129,6 @@ class ClientResponse:
             )
 
     # --- body ---
-
-    async def _next_chunk(self) -> bytes:
-        """The next piece of the body, b"" at its end; fires the chunk and body signals."""
-        if self._eof:
-            return b""
-        if self._released:
-            raise to_client_error(httpx.StreamClosed(), self._key)
-        chunks = self._chunks
-        if chunks is None:
-            chunks = self._chunks = self._raw.aiter_bytes()
-        try:
-            if self._deadline == math.inf:
-                chunk = await anext(chunks, b"")
-            else:
-                with anyio.CancelScope(deadline=self._deadline) as scope:
-                    chunk = await anext(chunks, b"")
-                if scope.cancelled_caught:
-                    raise TimeoutError("Timeout reading the response body (ClientTimeout.total)")
-        except BaseException as exc:
-            await self.release()
-            error = to_client_error(exc, self._key, self.request_info, reading_body=True)
-            if error is exc:
-                raise
-            raise error from exc
-        trace = self._trace
-        plan = trace.plan
-        if chunk:
-            self._received += len(chunk)
-            if plan.on_response_chunk_received:
-                await trace.send(
-                    plan.on_response_chunk_received,
-                    TraceResponseChunkReceivedParams(self.method, self.url, chunk),
-                )
-            return chunk
-        self._eof = True
-        self._released = True  # httpx closed the stream, so the connection is back in the pool
-        if plan.on_response_body_complete:
-            await trace.send(
-                plan.on_response_body_complete,
-                ResponseBodyCompleteParams(self.method, self.url, self._received),
-            )
-        return b""
 
     async def read(self) -> bytes:
         if self._body is None:
@@ -216,14 +168,15 @@ class ClientResponse:
     def release(self) -> _Release:
         """Give the connection back. Await it to do so now; called bare (aiohttp style), the
         session does it before its next request, or at its close."""
-        if not self._released:
-            self._released = True
+        stream = self._stream
+        if not stream.released:
+            stream.released = True
             self._on_release(self._raw)
-        return _Release(self)
+        return _Release(stream)
 
     def __del__(self) -> None:
         # Dropped unreleased: the session gives its connection back before its next request.
-        if not self._released:
+        if not self._stream.released:
             self._on_release(self._raw)
 
     def close(self) -> None:
@@ -231,17 +184,10 @@ class ClientResponse:
         self.release()
 
     async def _aclose(self) -> None:
-        if self._eof:
-            return
-        self._released = True
-        with anyio.CancelScope(shield=True):
-            chunks = self._chunks
-            if chunks is not None and hasattr(chunks, "aclose"):
-                await chunks.aclose()
-            await self._raw.aclose()
+        await self._stream.aclose()
 
     async def wait_for_close(self) -> None:
-        await self._aclose()
+        await self._stream.aclose()
 
     async def __aenter__(self) -> ClientResponse:
         return self
@@ -258,16 +204,107 @@ class ClientResponse:
         return f"<ClientResponse({self.url}) [{self.status} {self.reason}]>"
 
 
+class _BodyStream:
+    """The body as it arrives, for the response and its `content`; it holds no reference to
+    the response, so a response dropped unread is freed at once and its connection returned."""
+
+    __slots__ = (
+        "_chunks",
+        "_deadline",
+        "_key",
+        "_raw",
+        "_trace",
+        "eof",
+        "received",
+        "released",
+        "method",
+        "request_info",
+        "url",
+    )
+
+    def __init__(
+        self,
+        response: ClientResponse,
+        raw: httpx.Response,
+        trace: RequestTrace,
+        key: ConnectionKey,
+        deadline: float,
+    ) -> None:
+        self.method = response.method
+        self.url = response.url
+        self.request_info = response.request_info
+        self._raw = raw
+        self._trace = trace
+        self._key = key
+        self._deadline = deadline
+        self._chunks: AsyncIterator[bytes] | None = None
+        self.received = 0
+        self.eof = False
+        self.released = False
+
+    async def next_chunk(self) -> bytes:
+        """The next piece of the body, b"" at its end; fires the chunk and body signals."""
+        if self.eof:
+            return b""
+        if self.released:
+            raise to_client_error(httpx.StreamClosed(), self._key)
+        chunks = self._chunks
+        if chunks is None:
+            chunks = self._chunks = self._raw.aiter_bytes()
+        try:
+            if self._deadline == math.inf:
+                chunk = await anext(chunks, b"")
+            else:
+                with anyio.CancelScope(deadline=self._deadline) as scope:
+                    chunk = await anext(chunks, b"")
+                if scope.cancelled_caught:
+                    raise TimeoutError("Timeout reading the response body (ClientTimeout.total)")
+        except BaseException as exc:
+            await self.aclose()
+            error = to_client_error(exc, self._key, self.request_info, reading_body=True)
+            if error is exc:
+                raise
+            raise error from exc
+        trace = self._trace
+        plan = trace.plan
+        if chunk:
+            self.received += len(chunk)
+            if plan.on_response_chunk_received:
+                await trace.send(
+                    plan.on_response_chunk_received,
+                    TraceResponseChunkReceivedParams(self.method, self.url, chunk),
+                )
+            return chunk
+        self.eof = True
+        self.released = True  # httpx closed the stream, so the connection is back in the pool
+        if plan.on_response_body_complete:
+            await trace.send(
+                plan.on_response_body_complete,
+                ResponseBodyCompleteParams(self.method, self.url, self.received),
+            )
+        return b""
+
+    async def aclose(self) -> None:
+        if self.eof:
+            return
+        self.released = True
+        with anyio.CancelScope(shield=True):
+            chunks = self._chunks
+            if chunks is not None and hasattr(chunks, "aclose"):
+                await chunks.aclose()
+            await self._raw.aclose()
+
+
 class _Release:
     """What `release()` returns: awaiting it releases now; not awaiting it warns nothing."""
 
-    __slots__ = ("_response",)
+    __slots__ = ("_stream",)
 
-    def __init__(self, response: ClientResponse) -> None:
-        self._response = response
+    def __init__(self, stream: _BodyStream) -> None:
+        self._stream = stream
 
     def __await__(self) -> Generator[Any, None, None]:
-        return self._response._aclose().__await__()
+        return self._stream.aclose().__await__()
 
 
 _EXTRA_INFO_NAMES = {"peername": "server_addr", "sockname": "client_addr"}
@@ -297,15 +334,15 @@ class _ConnectionInfo:
 class StreamReader:
     """The body as a stream (`response.content`), for bodies too large to read at once."""
 
-    def __init__(self, response: ClientResponse) -> None:
-        self._response = response
+    def __init__(self, stream: _BodyStream) -> None:
+        self._stream = stream
         self._buffer = bytearray()
 
     def at_eof(self) -> bool:
-        return self._response._eof and not self._buffer
+        return self._stream.eof and not self._buffer
 
     async def _fill(self) -> bool:
-        chunk = await self._response._next_chunk()
+        chunk = await self._stream.next_chunk()
         self._buffer += chunk
         return bool(chunk)
 

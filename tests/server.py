@@ -53,10 +53,19 @@ def _response(
     headers: Headers | None = None,
     reason: str | None = None,
 ) -> bytes:
-    reasons = {200: "OK", 204: "No Content", 301: "Moved Permanently", 302: "Found",
-               303: "See Other", 307: "Temporary Redirect", 308: "Permanent Redirect",
-               400: "Bad Request", 404: "Not Found", 500: "Internal Server Error",
-               503: "Service Unavailable"}
+    reasons = {
+        200: "OK",
+        204: "No Content",
+        301: "Moved Permanently",
+        302: "Found",
+        303: "See Other",
+        307: "Temporary Redirect",
+        308: "Permanent Redirect",
+        400: "Bad Request",
+        404: "Not Found",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }
     lines = [f"HTTP/1.1 {status} {reason or reasons.get(status, 'Status')}"]
     headers = list(headers or [])
     if not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers):
@@ -186,7 +195,8 @@ class TestServer:
                     writer.write(reply)
                     await writer.drain()
                 if request.header("connection") == "close" or (
-                    reply is not None and b"\r\nConnection: close\r\n" in reply.split(b"\r\n\r\n")[0] + b"\r\n"
+                    reply is not None
+                    and b"\r\nConnection: close\r\n" in reply.split(b"\r\n\r\n")[0] + b"\r\n"
                 ):
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
@@ -205,8 +215,9 @@ class TestServer:
             return _response(200, b"ok", [("Content-Type", "text/plain")])
         if name == "echo":
             return _response(
-                200, request.body, [("Content-Type", "application/octet-stream"),
-                                    ("X-Method", request.method)]
+                200,
+                request.body,
+                [("Content-Type", "application/octet-stream"), ("X-Method", request.method)],
             )
         if name == "headers":
             body = json.dumps(request.headers).encode()
@@ -223,7 +234,9 @@ class TestServer:
         if name == "redirect-to":
             return _response(int(q.get("status", "302")), b"", [("Location", q["url"])])
         if name == "bytes":
-            return _response(200, b"x" * int(args[0]), [("Content-Type", "application/octet-stream")])
+            return _response(
+                200, b"x" * int(args[0]), [("Content-Type", "application/octet-stream")]
+            )
         if name == "chunked":
             count, size = int(args[0]), int(args[1])
             writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")

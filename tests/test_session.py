@@ -1,0 +1,449 @@
+"""Request-level behaviour of compat.ClientSession: params, contexts, headers, redirects, errors."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import anyio
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+import compat
+
+from .conftest import Recorder
+from .server import TestServer
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_params_carry_method_url_with_query_headers_and_response(
+    server: TestServer, recorder: Recorder
+) -> None:
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        async with session.get(
+            server.url_for("/status/404"), params={"q": "a b"}, headers={"X-One": "1"}
+        ) as resp:
+            assert resp.status == 404
+    (start,) = recorder.params("request_start")
+    (end,) = recorder.params("request_end")
+    assert start.method == "GET" and end.method == "GET"
+    assert start.url == URL(server.url_for("/status/404")).with_query(q="a b") == end.url
+    assert isinstance(start.headers, CIMultiDict) and start.headers["x-one"] == "1"
+    assert end.headers is start.headers  # one mutable object through the request
+    assert end.response is resp and end.response.status == 404
+    assert recorder.sessions and all(s is session for s in recorder.sessions)
+
+
+async def test_one_context_per_request_shared_by_its_signals(server: TestServer) -> None:
+    recorder = Recorder(factory=SimpleNamespace)
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        for attempt in (1, 2):
+            async with session.get(
+                server.url_for("/ok"), trace_request_ctx={"current_attempt": attempt}
+            ) as resp:
+                await resp.read()
+    contexts = [ctx for _, _, ctx in recorder.events]
+    first = [c for c in contexts if c.trace_request_ctx == {"current_attempt": 1}]
+    second = [c for c in contexts if c.trace_request_ctx == {"current_attempt": 2}]
+    assert len(first) + len(second) == len(contexts)
+    assert len({id(c) for c in first}) == 1 and len({id(c) for c in second}) == 1
+    assert first[0] is not second[0]
+
+
+async def test_two_trace_configs_each_get_their_own_context(server: TestServer) -> None:
+    a, b = Recorder(), Recorder()
+    async with compat.ClientSession(trace_configs=[a.config, b.config]) as session:
+        async with session.get(server.url_for("/ok")) as resp:
+            await resp.read()
+    assert a.names() == b.names()
+    assert {id(c) for _, _, c in a.events}.isdisjoint({id(c) for _, _, c in b.events})
+
+
+async def test_headers_injected_in_request_start_reach_the_wire(server: TestServer) -> None:
+    async def inject(session: Any, ctx: Any, params: compat.TraceRequestStartParams) -> None:
+        params.headers["traceparent"] = "00-abc-def-01"
+        params.headers.add("baggage", "a=1")
+        params.headers.add("baggage", "b=2")
+
+    config = compat.TraceConfig()
+    config.on_request_start.append(inject)
+    async with compat.ClientSession(trace_configs=[config]) as session:
+        async with session.get(server.url_for("/headers"), headers={"Baggage": "z=0"}) as resp:
+            sent = [(k.lower(), v) for k, v in await resp.json()]
+            info_headers = resp.request_info.headers
+    assert ("traceparent", "00-abc-def-01") in sent
+    assert [v for k, v in sent if k == "baggage"] == ["z=0", "a=1", "b=2"]
+    assert isinstance(info_headers, CIMultiDictProxy)
+    assert info_headers["traceparent"] == "00-abc-def-01"
+    assert info_headers.getall("baggage") == ["z=0", "a=1", "b=2"]
+    assert info_headers["host"] == f"127.0.0.1:{server.port}"
+
+
+async def test_signals_run_in_the_callers_context(server: TestServer) -> None:
+    """OpenTelemetry attaches in start and detaches in end: a token only resets in its context."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("span", default="none")
+    seen: list[str] = []
+
+    async def start(session: Any, ctx: Any, params: Any) -> None:
+        ctx.token = var.set("in-request")
+
+    async def end(session: Any, ctx: Any, params: Any) -> None:
+        seen.append(var.get())
+        var.reset(ctx.token)
+
+    async def exception(session: Any, ctx: Any, params: Any) -> None:
+        seen.append("exception:" + var.get())
+        var.reset(ctx.token)
+
+    config = compat.TraceConfig()
+    config.on_request_start.append(start)
+    config.on_request_end.append(end)
+    config.on_request_exception.append(exception)
+    async with compat.ClientSession(trace_configs=[config]) as session:
+        async with session.get(server.url_for("/ok")) as resp:
+            await resp.read()
+        with pytest.raises(compat.ClientResponseError):
+            await session.get(server.url_for("/status/503"), raise_for_status=True)
+    assert seen == ["in-request", "exception:in-request"]
+    assert var.get() == "none"
+
+
+async def test_redirect_hops_carry_their_own_url_and_response(
+    server: TestServer, recorder: Recorder
+) -> None:
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        async with session.get(server.url_for("/redirect/2")) as resp:
+            assert await resp.text() == "ok"
+    redirects = recorder.params("request_redirect")
+    assert [p.url.path for p in redirects] == ["/redirect/2", "/redirect/1"]
+    assert [p.response.status for p in redirects] == [302, 302]
+    (end,) = recorder.params("request_end")
+    assert end.url.path == "/ok" and end.response is resp
+    assert resp.history == tuple(p.response for p in redirects)
+    assert len(recorder.params("request_start")) == 1
+
+
+async def test_303_turns_post_into_get_and_307_keeps_the_body(server: TestServer) -> None:
+    async with compat.ClientSession() as session:
+        target = server.url_for("/echo")
+        async with session.post(
+            server.url_for("/redirect-to"), params={"url": target, "status": "303"}, data=b"body"
+        ) as resp:
+            assert resp.headers["X-Method"] == "GET" and await resp.read() == b""
+        async with session.post(
+            server.url_for("/redirect-to"), params={"url": target, "status": "307"}, data=b"body"
+        ) as resp:
+            assert resp.headers["X-Method"] == "POST" and await resp.read() == b"body"
+
+
+async def test_too_many_redirects_after_the_last_redirect_signal(
+    server: TestServer, recorder: Recorder
+) -> None:
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        with pytest.raises(compat.TooManyRedirects) as info:
+            await session.get(server.url_for("/redirect/50"), max_redirects=4)
+    assert len(info.value.history) == 4
+    assert recorder.names()[-2:] == ["request_redirect", "request_exception"]
+    assert recorder.params("request_exception")[0].exception is info.value
+    assert session.connector.stats().in_use == 0
+
+
+async def test_no_redirects_when_not_allowed(server: TestServer, recorder: Recorder) -> None:
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        async with session.get(server.url_for("/redirect/1"), allow_redirects=False) as resp:
+            assert resp.status == 302 and resp.headers["Location"] == "/ok"
+    assert "request_redirect" not in recorder.names()
+
+
+async def test_redirect_to_another_origin_drops_authorization(server: TestServer) -> None:
+    other = server.url_for("/headers", host="localhost")
+    async with compat.ClientSession() as session:
+        async with session.get(
+            server.url_for("/redirect-to"),
+            params={"url": other},
+            auth=compat.BasicAuth("user", "secret"),
+            headers={"X-Keep": "1"},
+        ) as resp:
+            sent = {k.lower(): v for k, v in await resp.json()}
+    assert "authorization" not in sent and sent["x-keep"] == "1"
+    first_hop = server.stats.seen[-2]
+    assert (
+        first_hop.header(
+            "authorization",
+        )
+        is not None
+    )
+
+
+async def test_credentials_in_the_url_become_a_header_and_leave_the_traced_url(
+    server: TestServer, recorder: Recorder
+) -> None:
+    url = f"http://alice:s3cret@127.0.0.1:{server.port}/headers"
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        async with session.get(url) as resp:
+            sent = {k.lower(): v for k, v in await resp.json()}
+    assert sent["authorization"] == compat.BasicAuth("alice", "s3cret").encode()
+    for name, params, _ in recorder.events:
+        if hasattr(params, "url"):
+            assert params.url.password is None and "s3cret" not in str(params.url), name
+
+
+async def test_bad_status_is_an_end_and_raise_for_status_is_an_exception(
+    server: TestServer, recorder: Recorder
+) -> None:
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        async with session.get(server.url_for("/status/500")) as resp:
+            assert resp.status == 500 and not resp.ok
+        with pytest.raises(compat.ClientResponseError) as info:
+            await session.get(server.url_for("/status/500"), raise_for_status=True)
+    assert info.value.status == 500 and info.value.message == "Internal Server Error"
+    assert recorder.names().count("request_end") == 1
+    (exc,) = recorder.params("request_exception")
+    assert exc.exception is info.value
+    assert session.connector.stats().in_use == 0
+
+
+async def test_response_api(server: TestServer) -> None:
+    async with compat.ClientSession() as session:
+        async with session.get(server.url_for("/json")) as resp:
+            assert resp.content_type == "application/json" and resp.charset is None
+            assert resp.get_encoding() == "utf-8"
+            assert await resp.json() == {"answer": 42}
+            assert resp.url == URL(server.url_for("/json")) == resp.real_url
+            assert resp.method == "GET" and resp.reason == "OK"
+            resp.custom_attribute = "tracing libraries set these"  # type: ignore[attr-defined]
+        async with session.get(server.url_for("/ok")) as resp:
+            with pytest.raises(compat.ContentTypeError):
+                await resp.json()
+        resp = await session.get(server.url_for("/bytes/10"))
+        assert await resp.read() == b"x" * 10
+        assert await resp.text() == "x" * 10
+
+
+async def test_every_read_path_fires_chunks_that_add_up_to_the_body(
+    server: TestServer, recorder: Recorder
+) -> None:
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        bodies: list[bytes] = []
+        for reader in ("read", "text", "iter_chunked", "iter_any", "content.read"):
+            recorder.clear()
+            async with session.get(server.url_for("/chunked/5/1000")) as resp:
+                if reader == "read":
+                    body = await resp.read()
+                elif reader == "text":
+                    body = (await resp.text()).encode()
+                elif reader == "iter_chunked":
+                    body = b"".join([c async for c in resp.content.iter_chunked(300)])
+                elif reader == "iter_any":
+                    body = b"".join([c async for c in resp.content.iter_any()])
+                else:
+                    body = await resp.content.read()
+            chunks = [p.chunk for p in recorder.params("response_chunk_received")]
+            assert b"".join(chunks) == body == b"y" * 5000, reader
+            (complete,) = recorder.params("response_body_complete")
+            assert complete.size == 5000
+            bodies.append(body)
+    assert session.connector.stats().in_use == 0
+
+
+async def test_request_body_chunks_are_signalled_as_written(
+    server: TestServer, recorder: Recorder
+) -> None:
+    async def body() -> Any:
+        for part in (b"one-", b"two-", b"three"):
+            yield part
+
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        async with session.post(server.url_for("/echo"), data=body()) as resp:
+            assert await resp.read() == b"one-two-three"
+        async with session.post(server.url_for("/echo"), json={"a": 1}) as resp:
+            assert json.loads(await resp.read()) == {"a": 1}
+    chunks = [p.chunk for p in recorder.params("request_chunk_sent")]
+    assert chunks[:3] == [b"one-", b"two-", b"three"]
+    assert json.loads(b"".join(chunks[3:])) == {"a": 1}
+    sent = recorder.params("request_headers_sent")
+    assert sent[0].headers["Transfer-Encoding"] == "chunked"
+    assert sent[1].headers["Content-Type"] == "application/json"
+
+
+async def test_a_start_handler_error_reaches_the_caller_without_an_exception_signal(
+    server: TestServer,
+) -> None:
+    exceptions: list[Any] = []
+
+    async def start(*_: Any) -> None:
+        raise LookupError("from start")
+
+    async def on_exception(session: Any, ctx: Any, params: Any) -> None:
+        exceptions.append(params.exception)
+
+    config = compat.TraceConfig()
+    config.on_request_start.append(start)
+    config.on_request_exception.append(on_exception)
+    async with compat.ClientSession(trace_configs=[config]) as session:
+        with pytest.raises(LookupError):
+            await session.get(server.url_for("/ok"))
+    assert exceptions == []
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [
+        "on_connection_create_end",
+        "on_request_headers_sent",
+        "on_request_end",
+        "on_connection_reuseconn",
+    ],
+)
+async def test_a_later_handler_error_reaches_exception_and_frees_the_connection(
+    server: TestServer, signal: str
+) -> None:
+    exceptions: list[BaseException] = []
+
+    async def boom(*_: Any) -> None:
+        raise LookupError(signal)
+
+    async def on_exception(session: Any, ctx: Any, params: Any) -> None:
+        exceptions.append(params.exception)
+
+    config = compat.TraceConfig()
+    getattr(config, signal).append(boom)
+    config.on_request_exception.append(on_exception)
+    async with compat.ClientSession(trace_configs=[config]) as session:
+        if signal == "on_connection_reuseconn":
+            with pytest.raises(LookupError):  # first request creates; second reuses
+                for _ in range(2):
+                    await (await session.get(server.url_for("/ok"))).read()
+        else:
+            with pytest.raises(LookupError):
+                await session.get(server.url_for("/ok"))
+        assert [type(e) for e in exceptions] == [LookupError]
+        assert session.connector.stats().in_use == 0
+        config_free = compat.ClientSession(connector=session.connector, connector_owner=False)
+        async with config_free, config_free.get(server.url_for("/ok")) as resp:
+            assert await resp.text() == "ok"  # the session's pool still works
+
+
+async def test_invalid_and_non_http_urls(server: TestServer, recorder: Recorder) -> None:
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        with pytest.raises(compat.NonHttpUrlClientError):
+            await session.get("ftp://example.org/file")
+        assert recorder.events == []  # refused before on_request_start, as aiohttp
+        with pytest.raises(compat.InvalidUrlClientError):
+            await session.get("http:///no-host")
+        assert recorder.names() == ["request_start", "request_exception"]
+        with pytest.raises(compat.InvalidURL):
+            await session.get("http://[::1")
+        with pytest.raises(ValueError, match="non-token"):
+            await session.get(server.url_for("/ok"), method_override=None) if False else (
+                await session.request("GE T", server.url_for("/ok"))
+            )
+
+
+async def test_total_timeout_raises_timeout_error_and_the_session_stays_usable(
+    server: TestServer, recorder: Recorder
+) -> None:
+    timeout = compat.ClientTimeout(total=0.2)
+    async with compat.ClientSession(trace_configs=[recorder.config], timeout=timeout) as session:
+        with pytest.raises(TimeoutError) as info:
+            await session.get(server.url_for("/slow?delay=2"))
+        assert type(info.value) is TimeoutError
+        assert recorder.params("request_exception")[0].exception is info.value
+        assert session.connector.stats().in_use == 0
+        async with session.get(server.url_for("/ok")) as resp:
+            assert await resp.text() == "ok"
+
+
+async def test_total_timeout_covers_the_body(server: TestServer) -> None:
+    async with compat.ClientSession(timeout=compat.ClientTimeout(total=0.3)) as session:
+        resp = await session.get(server.url_for("/slow-body?delay=2"))
+        with pytest.raises(TimeoutError):
+            await resp.read()
+        assert session.connector.stats().in_use == 0
+
+
+async def test_sock_read_timeout_is_a_socket_timeout_error(
+    server: TestServer, recorder: Recorder
+) -> None:
+    timeout = compat.ClientTimeout(sock_read=0.2)
+    async with compat.ClientSession(trace_configs=[recorder.config], timeout=timeout) as session:
+        with pytest.raises(compat.SocketTimeoutError) as info:
+            await session.get(server.url_for("/slow?delay=2"))
+    assert isinstance(info.value, compat.ServerTimeoutError) and isinstance(
+        info.value, TimeoutError
+    )
+    assert type(recorder.params("request_exception")[0].exception).__name__ == "SocketTimeoutError"
+
+
+async def test_cancellation_reaches_the_exception_signal_and_frees_the_connection(
+    server: TestServer, recorder: Recorder, anyio_backend: str
+) -> None:
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        with anyio.move_on_after(0.2) as scope:
+            await session.get(server.url_for("/slow?delay=2"))
+        assert scope.cancelled_caught
+        (params,) = recorder.params("request_exception")
+        expected = anyio.get_cancelled_exc_class()
+        assert isinstance(params.exception, expected)
+        assert session.connector.stats().in_use == 0
+        async with session.get(server.url_for("/ok")) as resp:
+            assert await resp.text() == "ok"
+
+
+async def test_unreleased_responses_give_their_connection_back(server: TestServer) -> None:
+    connector = compat.TCPConnector(limit=1)
+    with anyio.fail_after(10):
+        await _drop_unreleased(connector, server)
+    assert connector.stats().in_use == 0 and connector.closed
+
+
+async def _drop_unreleased(connector: compat.TCPConnector, server: TestServer) -> None:
+    async with compat.ClientSession(connector=connector) as session:
+        for _ in range(3):  # each response is dropped unread; limit=1 would deadlock otherwise
+            resp = await session.get(server.url_for("/bytes/100"))
+            assert resp.status == 200
+            del resp
+        resp = await session.get(server.url_for("/ok"))
+        resp.release()  # aiohttp style, not awaited
+        resp = await session.get(server.url_for("/ok"))
+        assert await resp.text() == "ok"
+
+
+async def test_closed_session_refuses_requests(server: TestServer) -> None:
+    session = compat.ClientSession()
+    await session.close()
+    assert session.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        await session.get(server.url_for("/ok"))
+
+
+async def test_base_url_cookies_and_default_headers(server: TestServer) -> None:
+    async with compat.ClientSession(
+        server.url, headers={"X-Default": "d"}, cookies={"a": "1"}
+    ) as session:
+        async with session.get("/cookie") as resp:
+            assert resp.status == 200
+        async with session.get("/headers") as resp:
+            sent = {k.lower(): v for k, v in await resp.json()}
+    assert sent["x-default"] == "d"
+    assert "flavour=ginger" in sent["cookie"] and "a=1" in sent["cookie"]
+
+
+async def test_aiohttp_trace_config_objects_work_unchanged(server: TestServer) -> None:
+    import aiohttp
+
+    seen: list[tuple[str, int]] = []
+
+    async def on_end(session: Any, ctx: Any, params: Any) -> None:
+        seen.append((params.method, params.response.status))
+
+    config = aiohttp.TraceConfig()
+    config.on_request_end.append(on_end)
+    async with compat.ClientSession(trace_configs=[config]) as session:
+        async with session.get(server.url_for("/ok")) as resp:
+            await resp.read()
+    assert seen == [("GET", 200)]
