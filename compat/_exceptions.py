@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,9 @@ import httpcore
 import httpx
 from multidict import MultiMapping
 from yarl import URL
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 if TYPE_CHECKING:
     from ._models import RequestInfo
@@ -298,19 +302,31 @@ def to_httpx_error(exc: Exception, request: httpx.Request | None = None) -> Exce
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, its causes and contexts, and the members of exception groups among them."""
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        following = current.__cause__ or current.__context__
+        if following is not None:
+            todo.append(following)
 
 
 def _root_os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc`: one with an errno (ECONNREFUSED...) if there is one."""
+    found: OSError | None = None
     for cause in _causes(exc):
         if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
-            return cause
-    return None
+            if cause.errno is not None:
+                return cause
+            found = found or cause
+    return found
 
 
 def to_client_error(

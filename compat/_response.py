@@ -215,9 +215,9 @@ class _BodyStream:
         "_raw",
         "_trace",
         "eof",
+        "method",
         "received",
         "released",
-        "method",
         "request_info",
         "url",
     )
