@@ -1,0 +1,60 @@
+"""A minimal keep-alive HTTP/1.1 server for the benchmarks: `python -m benchmarks.server`.
+
+asyncio protocol, no framework: it answers every request with a fixed body, so the client is
+what gets measured. `/big` answers 64 KiB, anything else 13 bytes. It prints its port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+_SMALL = b"Hello, world!"
+_BIG = b"b" * 64 * 1024
+
+
+def _reply(body: bytes) -> bytes:
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nContent-Type: text/plain\r\n\r\n"
+    return head.encode() + body
+
+
+_REPLIES = {b"/big": _reply(_BIG)}
+_DEFAULT = _reply(_SMALL)
+
+
+class _Protocol(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while True:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            self._buffer = self._buffer[length:]  # bodies are small and ignored
+            path = head.split(b" ", 2)[1]
+            self._transport.write(_REPLIES.get(path, _DEFAULT))
+
+
+async def main() -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_Protocol, "127.0.0.1", 0, backlog=1024)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
