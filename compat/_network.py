@@ -8,11 +8,15 @@ that is never opened (respx mocks `handle_async_request`) fires no create or DNS
 
 from __future__ import annotations
 
+import select
+import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any
 
 import anyio
+import anyio.abc
+import anyio.streams.tls
 import httpcore
 
 from ._dns import Resolver
@@ -30,7 +34,6 @@ __all__ = ["Opener"]
 _CREATE_START = TraceConnectionCreateStartParams()
 _CREATE_END = TraceConnectionCreateEndParams()
 
-_ANYIO = httpcore.AnyIOBackend()
 SocketOption = Any
 
 
@@ -82,16 +85,19 @@ class Opener(httpcore.AsyncNetworkBackend):
         self, addresses: list[str], port: int, socket_options: Iterable[SocketOption] | None
     ) -> httpcore.AsyncNetworkStream:
         """Each address in turn, as aiohttp does; the last error if none answers."""
-        error: httpcore.ConnectError | None = None
+        error: OSError | None = None
         for address in addresses:
             try:
-                return await _ANYIO.connect_tcp(
-                    address, port, local_address=self._local_host, socket_options=socket_options
-                )
-            except httpcore.ConnectError as exc:
+                stream = await anyio.connect_tcp(address, port, local_host=self._local_host)
+            except OSError as exc:
                 error = exc
+                continue
+            raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+            for option in socket_options or ():
+                raw.setsockopt(*option)
+            return SocketStream(stream, raw)
         assert error is not None
-        raise error
+        raise httpcore.ConnectError(str(error)) from error
 
     async def _established(
         self,
@@ -197,3 +203,102 @@ class _TlsPending(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
+
+
+def _is_readable(sock: socket.socket) -> bool:
+    """An idle keep-alive socket with something to read was closed (or broken) by the peer."""
+    fd = sock.fileno()
+    if fd < 0:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
+
+
+class SocketStream(httpcore.AsyncNetworkStream):
+    """httpcore's view of an anyio stream. Unlike httpcore's own, it opens no cancel scope
+    for a read or write without a timeout, and keeps its socket at hand: every request
+    crosses it several times."""
+
+    __slots__ = ("_socket", "_stream")
+
+    def __init__(self, stream: anyio.abc.ByteStream, raw_socket: socket.socket) -> None:
+        self._stream = stream
+        self._socket = raw_socket
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            if timeout is None:
+                return await self._stream.receive(max_bytes)
+            with anyio.fail_after(timeout):
+                return await self._stream.receive(max_bytes)
+        except anyio.EndOfStream:
+            return b""
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(f"No data for {timeout}s") from exc
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            if timeout is None:
+                await self._stream.send(buffer)
+            else:
+                with anyio.fail_after(timeout):
+                    await self._stream.send(buffer)
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(f"Could not write for {timeout}s") from exc
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            with anyio.fail_after(timeout):
+                tls = await anyio.streams.tls.TLSStream.wrap(
+                    self._stream,
+                    ssl_context=ssl_context,
+                    hostname=server_hostname,
+                    standard_compatible=False,
+                    server_side=False,
+                )
+        except TimeoutError as exc:
+            await self.aclose()
+            raise httpcore.ConnectTimeout(f"TLS handshake took over {timeout}s") from exc
+        except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
+            await self.aclose()
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        return _TlsSocketStream(tls, self._socket)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return _is_readable(self._socket)
+        if info == "socket":
+            return self._socket
+        try:
+            if info == "server_addr":
+                return self._socket.getpeername()
+            if info == "client_addr":
+                return self._socket.getsockname()
+        except OSError:  # already closed
+            return None
+        return None
+
+
+class _TlsSocketStream(SocketStream):
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._stream.extra(anyio.streams.tls.TLSAttribute.ssl_object, None)
+        return super().get_extra_info(info)

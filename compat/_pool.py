@@ -221,7 +221,7 @@ class ConnectionPool:
     async def release(self, key: Key, conn: Connection) -> None:
         """Back to the pool when it can carry another request, else closed."""
         host = self._hosts[key]
-        if not self._closed and not self._force_close and conn.is_idle() and not conn.has_expired():
+        if not self._closed and not self._force_close and conn.is_idle():
             host.idle.append((conn, monotonic()))
             self._free(host)
             return

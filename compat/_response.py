@@ -252,13 +252,7 @@ class _BodyStream:
         if chunks is None:
             chunks = self._chunks = self._raw.aiter_bytes()
         try:
-            if self._deadline == math.inf:
-                chunk = await anext(chunks, b"")
-            else:
-                with anyio.CancelScope(deadline=self._deadline) as scope:
-                    chunk = await anext(chunks, b"")
-                if scope.cancelled_caught:
-                    raise TimeoutError("Timeout reading the response body (ClientTimeout.total)")
+            chunk = await anext(chunks, b"")
         except BaseException as exc:
             await self.aclose()
             error = to_client_error(exc, self._key, self.request_info, reading_body=True)
@@ -283,6 +277,15 @@ class _BodyStream:
                 ResponseBodyCompleteParams(self.method, self.url, self.received),
             )
         return b""
+
+    async def within_deadline(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
+        """Run a read under `ClientTimeout.total`: one cancel scope per read call."""
+        if self._deadline == math.inf:
+            return await read()
+        with anyio.CancelScope(deadline=self._deadline):
+            return await read()
+        await self.aclose()
+        raise TimeoutError("Timeout reading the response body (ClientTimeout.total)")
 
     async def aclose(self) -> None:
         if self.eof:
@@ -353,6 +356,18 @@ class StreamReader:
 
     async def read(self, n: int = -1) -> bytes:
         """Up to `n` bytes (all that is left when n < 0); b"" at the end."""
+        return await self._stream.within_deadline(lambda: self._read(n))
+
+    async def readany(self) -> bytes:
+        return await self._stream.within_deadline(self._readany)
+
+    async def readexactly(self, n: int) -> bytes:
+        return await self._stream.within_deadline(lambda: self._readexactly(n))
+
+    async def readline(self) -> bytes:
+        return await self._stream.within_deadline(self._readline)
+
+    async def _read(self, n: int) -> bytes:
         if n < 0:
             while await self._fill():
                 pass
@@ -361,12 +376,12 @@ class StreamReader:
             await self._fill()
         return self._take(n)
 
-    async def readany(self) -> bytes:
+    async def _readany(self) -> bytes:
         if not self._buffer:
             await self._fill()
         return self._take(len(self._buffer))
 
-    async def readexactly(self, n: int) -> bytes:
+    async def _readexactly(self, n: int) -> bytes:
         while len(self._buffer) < n and await self._fill():
             pass
         if len(self._buffer) < n:
@@ -374,7 +389,7 @@ class StreamReader:
             raise EOFError(f"Expected {n} bytes, got {len(partial)} before the end of the body")
         return self._take(n)
 
-    async def readline(self) -> bytes:
+    async def _readline(self) -> bytes:
         while b"\n" not in self._buffer and await self._fill():
             pass
         end = self._buffer.find(b"\n")
@@ -391,12 +406,12 @@ class StreamReader:
         return _Chunks(self.readany)
 
     def _read_up_to(self, n: int) -> Callable[[], Awaitable[bytes]]:
-        async def read() -> bytes:
+        async def read_up_to() -> bytes:
             while len(self._buffer) < n and await self._fill():
                 pass
             return self._take(n)
 
-        return read
+        return lambda: self._stream.within_deadline(read_up_to)
 
     def __aiter__(self) -> _Chunks:
         return _Chunks(self.readline)

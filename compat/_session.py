@@ -8,6 +8,7 @@ context in `on_request_start` and detaches it in `on_request_end`, which only wo
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import math
 import re
 import sys
@@ -88,13 +89,16 @@ class ClientSession:
         self._timeout = timeout or ClientTimeout()
         self._raise_for_status = raise_for_status
         self._tracer = Tracer(self, tuple(trace_configs or ()))
+        self._cookie_jar = _CookieJar()
         self._client = httpx.AsyncClient(
             transport=self._connector.transport(),
-            cookies=cookies,
+            cookies=self._cookie_jar,
             follow_redirects=False,
             trust_env=False,
             timeout=None,
         )
+        if cookies:
+            self._client.cookies.update(cookies)
         self._to_release: list[httpx.Response] = []
         self._closed = False
 
@@ -364,7 +368,8 @@ class ClientSession:
         request = httpx.Request(
             method, str(url), headers=list(wire.items()), extensions=extensions, **body
         )
-        self._client.cookies.set_cookie_header(request)
+        if self._cookie_jar:
+            self._client.cookies.set_cookie_header(request)
         wire = CIMultiDict(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
         )
@@ -382,6 +387,16 @@ class ClientSession:
             method, url, raw, request_info, trace, key, deadline, self._defer_release
         )
         return response
+
+
+class _CookieJar(http.cookiejar.CookieJar):
+    """httpx parses every response for cookies; most responses set none, so look first."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        raw = getattr(response, "response", None)  # httpx's adapter keeps the httpx response
+        if isinstance(raw, httpx.Response) and "set-cookie" not in raw.headers:
+            return
+        super().extract_cookies(response, request)
 
 
 def _body(data: Data | None, json: Any) -> dict[str, Any]:
