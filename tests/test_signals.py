@@ -168,6 +168,8 @@ def test_tracer_skips_signals_without_handlers_and_accepts_aiohttp_configs() -> 
     theirs.on_dns_cache_hit.append(handler)
     tracer = Tracer(owner=None, configs=(ours, theirs))
     assert [index for index, _ in tracer.on_request_end] == [0, 1]
+    assert tracer.on_request_end[0][1] is handler  # ours: the handler itself
+    assert tracer.on_request_end[1][1] == theirs.on_request_end.send  # aiohttp's: its send
     assert [index for index, _ in tracer.on_dns_cache_hit] == [1]
     assert tracer.on_request_start == ()
     assert tracer.on_tls_handshake_end == ()  # aiohttp's config has no extension signals
