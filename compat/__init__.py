@@ -32,6 +32,7 @@ from ._exceptions import (
     SocketTimeoutError,
     TooManyRedirects,
 )
+from ._httpx import TracedTransport, traced_client
 from ._models import BasicAuth, ClientTimeout, RequestInfo
 from ._params import (
     ConnectionEstablishedParams,
@@ -124,5 +125,7 @@ __all__ = [
     "TraceRequestRedirectParams",
     "TraceRequestStartParams",
     "TraceResponseChunkReceivedParams",
+    "TracedTransport",
     "__version__",
+    "traced_client",
 ]

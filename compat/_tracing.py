@@ -93,6 +93,16 @@ class TraceConfig:
     def trace_config_ctx(self, trace_request_ctx: Any = None) -> Any:
         return self._trace_config_ctx_factory(trace_request_ctx=trace_request_ctx)
 
+    # aiohttp's own `Trace` reads these two signals by their private names; with them a
+    # compat TraceConfig also works when handed to `aiohttp.ClientSession`.
+    @property
+    def _on_request_redirect(self) -> Signal:
+        return self.on_request_redirect
+
+    @property
+    def _on_request_headers_sent(self) -> Signal:
+        return self.on_request_headers_sent
+
     def freeze(self) -> None:
         for name in SIGNAL_NAMES:
             getattr(self, name).freeze()

@@ -1,0 +1,117 @@
+"""The httpx-native entry point: aiohttp-style tracing for a plain `httpx.AsyncClient`.
+
+    client = compat.traced_client(trace_configs=[config])          # or, by hand:
+    client = httpx.AsyncClient(transport=compat.TracedTransport(trace_configs=[config]))
+
+httpx follows redirects itself and calls its transport once per hop, so here each hop is a
+request of its own: `on_request_start` / `_end` / `_exception` fire per hop, and there is no
+`on_request_redirect`. Body chunks are read by httpx, not by a compat response, so
+`on_response_chunk_received` and `on_response_body_complete` do not fire either. Every
+connection, DNS, headers-sent and request-chunk signal fires exactly as under `ClientSession`.
+Errors stay httpx's own exceptions, as httpx users expect.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import anyio
+import httpx
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from ._connector import TCPConnector
+from ._exceptions import ConnectionKey
+from ._models import RequestInfo
+from ._params import TraceRequestEndParams, TraceRequestExceptionParams, TraceRequestStartParams
+from ._response import ClientResponse
+from ._tracing import Tracer
+from ._transport import TRACE_EXTENSION
+
+__all__ = ["TracedTransport", "traced_client"]
+
+TRACE_REQUEST_CTX_EXTENSION = "trace_request_ctx"
+"""Request extension whose value reaches each trace config's context factory."""
+
+
+def _ignore(_: httpx.Response) -> None:
+    """The response views given to handlers never own their response."""
+
+
+class TracedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport over a compat connector that fires the trace configs' signals."""
+
+    def __init__(
+        self,
+        *,
+        trace_configs: tuple[Any, ...] | list[Any] = (),
+        connector: TCPConnector | None = None,
+    ) -> None:
+        self._owns_connector = connector is None
+        self.connector = connector if connector is not None else TCPConnector()
+        self._transport = self.connector.transport()
+        self._tracer = Tracer(self, tuple(trace_configs))
+
+    def bind(self, owner: object) -> None:
+        """Make `owner` (the httpx client) the `session` argument handlers receive."""
+        self._tracer.owner = owner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        tracer = self._tracer
+        trace = tracer.start(request.extensions.get(TRACE_REQUEST_CTX_EXTENSION))
+        method = request.method
+        url = URL(str(request.url), encoded=True)
+        headers = CIMultiDict(
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+        )
+        if tracer.on_request_start:
+            await trace.send(tracer.on_request_start, TraceRequestStartParams(method, url, headers))
+            request.headers = httpx.Headers(list(headers.items()))
+        trace.method, trace.url, trace.headers = method, url, headers
+        request.extensions[TRACE_EXTENSION] = trace
+        response: httpx.Response | None = None
+        try:
+            response = await self._transport.handle_async_request(request)
+            if tracer.on_request_end:
+                view = ClientResponse(
+                    method,
+                    url,
+                    response,
+                    RequestInfo(url, method, CIMultiDictProxy(headers), url),
+                    trace,
+                    ConnectionKey(url.host or "", url.port, url.scheme == "https"),
+                    math.inf,
+                    _ignore,
+                )
+                await trace.send(
+                    tracer.on_request_end, TraceRequestEndParams(method, url, headers, view)
+                )
+            return response
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                if response is not None:
+                    await response.aclose()
+                if tracer.on_request_exception:
+                    await trace.send(
+                        tracer.on_request_exception,
+                        TraceRequestExceptionParams(method, url, headers, exc),
+                    )
+            raise
+
+    async def aclose(self) -> None:
+        if self._owns_connector:
+            await self.connector.close()
+
+
+def traced_client(
+    *,
+    trace_configs: tuple[Any, ...] | list[Any] = (),
+    connector: TCPConnector | None = None,
+    **client_kwargs: Any,
+) -> httpx.AsyncClient:
+    """An `httpx.AsyncClient` over a `TracedTransport`; handlers receive the client."""
+    transport = TracedTransport(trace_configs=trace_configs, connector=connector)
+    client = httpx.AsyncClient(transport=transport, **client_kwargs)
+    transport.bind(client)
+    return client
