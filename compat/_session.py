@@ -40,7 +40,7 @@ from ._params import (
 )
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
-from ._transport import CONNECT_BUDGET_EXTENSION, TRACE_EXTENSION
+from ._transport import CONNECT_BUDGET_EXTENSION, RESPONSE_EXTENSION, TRACE_EXTENSION
 
 __all__ = ["ClientSession"]
 
@@ -375,14 +375,20 @@ class ClientSession:
         )
         trace.method, trace.url, trace.headers = method, url, wire
         key = _key(url)
+        request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
         try:
             raw = await self._client.send(request, stream=True)
+        except httpx.RemoteProtocolError as exc:
+            # httpx parses a redirect's Location even when not following it, and drops the
+            # response if it cannot; keep it, so the redirect is traced as aiohttp does.
+            raw = request.extensions.get(RESPONSE_EXTENSION)
+            if raw is None or "location" not in raw.headers:
+                raise to_client_error(exc, key, request_info) from exc
         except Exception as exc:
-            error = to_client_error(exc, key)
+            error = to_client_error(exc, key, request_info)
             if error is exc:
                 raise
             raise error from exc
-        request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
         response = ClientResponse(
             method, url, raw, request_info, trace, key, deadline, self._defer_release
         )
@@ -421,22 +427,27 @@ def _body(data: Data | None, json: Any) -> dict[str, Any]:
 async def _drain(response: ClientResponse) -> None:
     """Read a small redirect body so its connection can be reused; close a large one."""
     length = response.content_length
-    if length is not None and length <= _REDIRECT_BODY_DRAIN:
-        with contextlib.suppress(httpx.HTTPError):
+    if length is not None and length <= _REDIRECT_BODY_DRAIN and not response._raw.is_closed:
+        with contextlib.suppress(httpx.HTTPError, httpx.StreamError):
             await response._raw.aread()
     await response._aclose()
 
 
 def _redirect_target(url: URL, location: str) -> URL:
+    """Where a Location header points, resolved against the hop's URL, as aiohttp does."""
     try:
         target = URL(location)
     except ValueError as exc:
         raise InvalidUrlRedirectClientError(
             location, "Server attempted redirecting to a location that does not look like a URL"
         ) from exc
-    if target.scheme and target.scheme not in ("http", "https"):
+    scheme = target.scheme
+    if scheme and scheme not in ("http", "https"):
         raise NonHttpUrlRedirectClientError(location)
-    target = url.join(target)
+    # "http:/path" or "http:path" refers to the current origin, as browsers read it.
+    has_authority = location[len(scheme) + 1 :].startswith("//")
+    if not scheme or (scheme == url.scheme and not has_authority):
+        target = url.join(target)
     if not target.host:
         raise InvalidUrlRedirectClientError(location, "Invalid redirect URL origin")
     return target

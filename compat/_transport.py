@@ -31,6 +31,10 @@ __all__ = ["TRACE_EXTENSION", "TracingTransport"]
 TRACE_EXTENSION = "compat.trace"
 """Request extension carrying the request's `RequestTrace` from the session to the transport."""
 
+RESPONSE_EXTENSION = "compat.response"
+"""Set by the transport on the request: its response, for the session to find when httpx
+rejects a response it returned (a Location header httpx cannot parse)."""
+
 CONNECT_BUDGET_EXTENSION = "compat.connect_budget"
 """Seconds for queueing *and* opening together: aiohttp's `ClientTimeout.connect`."""
 
@@ -78,13 +82,15 @@ class TracingTransport(httpx.AsyncBaseTransport):
             if mapped is exc:
                 raise
             raise mapped from exc
-        return httpx.Response(
+        response = httpx.Response(
             status_code=core_response.status,
             headers=core_response.headers,
             stream=_PooledResponseStream(core_response, self._pool, key, conn),
             extensions=core_response.extensions,
             request=request,
         )
+        extensions[RESPONSE_EXTENSION] = response
+        return response
 
     async def _acquire(
         self,
