@@ -221,7 +221,7 @@ async def test_soak_with_faults_timeouts_and_cancellations(
         assert await _fetch(s, server.url_for("/ok")) == b"ok"
     assert connector.stats().open == 0
     assert sum(outcomes.values()) == 3000
-    assert outcomes["ok"] > 1000 and outcomes["cancelled"] > 50 and outcomes["TimeoutError"] > 50
+    assert outcomes["ok"] > 500 and outcomes["cancelled"] > 50 and outcomes["TimeoutError"] > 50
 
     per_request: dict[int, list[str]] = {}
     for name, _, ctx in recorder.events:
@@ -239,7 +239,7 @@ async def test_soak_with_faults_timeouts_and_cancellations(
             assert opened == 0 or (opened == 1 and finals == ["request_exception"]), names
 
     with anyio.fail_after(10):  # the server side closes its ends a moment later
-        while _open_fds() > fds_before:
+        while _open_fds() > fds_before:  # noqa: ASYNC110 - polling the fd table, no event
             await anyio.sleep(0.05)
 
 
