@@ -381,9 +381,10 @@ class ClientSession:
         except httpx.RemoteProtocolError as exc:
             # httpx parses a redirect's Location even when not following it, and drops the
             # response if it cannot; keep it, so the redirect is traced as aiohttp does.
-            raw = request.extensions.get(RESPONSE_EXTENSION)
-            if raw is None or "location" not in raw.headers:
+            recovered = request.extensions.get(RESPONSE_EXTENSION)
+            if not isinstance(recovered, httpx.Response) or "location" not in recovered.headers:
                 raise to_client_error(exc, key, request_info) from exc
+            raw = recovered
         except Exception as exc:
             error = to_client_error(exc, key, request_info)
             if error is exc:
