@@ -77,13 +77,14 @@ class Opener(httpcore.AsyncNetworkBackend):
         except OSError as exc:  # DNS failure: socket.gaierror
             raise httpcore.ConnectError(f"Cannot resolve {host}: {exc}") from exc
         if self._tls:
-            return _TlsPending(stream, self)
-        await self._established(stream, host, None)
+            stream.opener = self  # its start_tls comes back here, for the TLS signals
+        else:
+            await self._established(stream, host, None)
         return stream
 
     async def _connect_first(
         self, addresses: list[str], port: int, socket_options: Iterable[SocketOption] | None
-    ) -> httpcore.AsyncNetworkStream:
+    ) -> SocketStream:
         """Each address in turn, as aiohttp does; the last error if none answers."""
         error: OSError | None = None
         for address in addresses:
@@ -124,9 +125,9 @@ class Opener(httpcore.AsyncNetworkBackend):
                 ),
             )
 
-    async def _start_tls(
+    async def start_tls(
         self,
-        stream: httpcore.AsyncNetworkStream,
+        stream: SocketStream,
         ssl_context: ssl.SSLContext,
         server_hostname: str | None,
         timeout: float | None,
@@ -137,7 +138,7 @@ class Opener(httpcore.AsyncNetworkBackend):
         host = server_hostname or ""
         if plan.on_tls_handshake_start:
             await trace.send(plan.on_tls_handshake_start, TlsHandshakeStartParams(host=host))
-        tls_stream = await stream.start_tls(ssl_context, server_hostname, timeout)
+        tls_stream = await stream.handshake(ssl_context, server_hostname, timeout)
         ssl_object = tls_stream.get_extra_info("ssl_object")
         if plan.on_tls_handshake_end:
             cipher = ssl_object.cipher() if ssl_object is not None else None
@@ -174,37 +175,6 @@ def _address(stream: httpcore.AsyncNetworkStream, name: str) -> tuple[str, int] 
     return None
 
 
-class _TlsPending(httpcore.AsyncNetworkStream):
-    """The TCP stream until httpcore asks for TLS; `start_tls` returns the plain TLS stream,
-    so no wrapper stays between httpcore and the socket."""
-
-    __slots__ = ("_opener", "_stream")
-
-    def __init__(self, stream: httpcore.AsyncNetworkStream, opener: Opener) -> None:
-        self._stream = stream
-        self._opener = opener
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._stream.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._stream.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return await self._opener._start_tls(self._stream, ssl_context, server_hostname, timeout)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
 def _is_readable(sock: socket.socket) -> bool:
     """An idle keep-alive socket with something to read was closed (or broken) by the peer."""
     fd = sock.fileno()
@@ -223,11 +193,12 @@ class SocketStream(httpcore.AsyncNetworkStream):
     for a read or write without a timeout, and keeps its socket at hand: every request
     crosses it several times."""
 
-    __slots__ = ("_socket", "_stream")
+    __slots__ = ("_socket", "_stream", "opener")
 
     def __init__(self, stream: anyio.abc.ByteStream, raw_socket: socket.socket) -> None:
         self._stream = stream
         self._socket = raw_socket
+        self.opener: Opener | None = None
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
@@ -265,6 +236,14 @@ class SocketStream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        opener, self.opener = self.opener, None
+        if opener is not None:
+            return await opener.start_tls(self, ssl_context, server_hostname, timeout)
+        return await self.handshake(ssl_context, server_hostname, timeout)
+
+    async def handshake(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None, timeout: float | None
+    ) -> SocketStream:
         try:
             with anyio.fail_after(timeout):
                 tls = await anyio.streams.tls.TLSStream.wrap(
@@ -298,6 +277,8 @@ class SocketStream(httpcore.AsyncNetworkStream):
 
 
 class _TlsSocketStream(SocketStream):
+    __slots__ = ()
+
     def get_extra_info(self, info: str) -> Any:
         if info == "ssl_object":
             return self._stream.extra(anyio.streams.tls.TLSAttribute.ssl_object, None)
