@@ -49,7 +49,12 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REDIRECT_BODY_DRAIN = 64 * 1024  # read a redirect's body up to this size to keep the connection
 _USER_AGENT = f"Python/{sys.version_info[0]}.{sys.version_info[1]} httpx/{httpx.__version__} compat"
-_DEFAULT_HEADERS = (("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"))
+_DEFAULT_HEADERS = (
+    ("Accept", "*/*"),
+    ("Accept-Encoding", "gzip, deflate"),
+    ("User-Agent", _USER_AGENT),
+)
+_URL_CACHE_SIZE = 512
 
 Data = bytes | bytearray | str | dict[str, Any] | Iterable[tuple[str, Any]] | AsyncIterable[bytes]
 RaiseForStatus = bool | Callable[[ClientResponse], Awaitable[None]]
@@ -100,6 +105,7 @@ class ClientSession:
         if cookies:
             self._client.cookies.update(cookies)
         self._to_release: list[httpx.Response] = []
+        self._httpx_urls: dict[URL, httpx.URL] = {}
         self._closed = False
 
     # --- public surface ---
@@ -182,6 +188,16 @@ class ClientSession:
         with anyio.CancelScope(shield=True):
             while self._to_release:
                 await self._to_release.pop().aclose()
+
+    def _httpx_url(self, url: URL) -> httpx.URL:
+        """httpx parses URLs in pure Python; a session mostly asks for the same ones again."""
+        cache = self._httpx_urls
+        parsed = cache.get(url)
+        if parsed is None:
+            if len(cache) >= _URL_CACHE_SIZE:
+                cache.clear()
+            parsed = cache[url] = httpx.URL(str(url))
+        return parsed
 
     def _build_url(self, str_or_url: str | URL) -> URL:
         if not isinstance(str_or_url, (str, URL)):
@@ -341,19 +357,17 @@ class ClientSession:
         deadline: float,
     ) -> ClientResponse:
         """One hop: the wire headers, the httpx request, the response head."""
-        wire = CIMultiDict(headers_md)
+        items = list(headers_md.items())
         for name, value in _DEFAULT_HEADERS:
-            if name not in wire:
-                wire[name] = value
-        if "User-Agent" not in wire:
-            wire["User-Agent"] = _USER_AGENT
-        if auth is not None and "Authorization" not in wire:
-            wire["Authorization"] = auth.encode()
+            if name not in headers_md:
+                items.append((name, value))
+        if auth is not None and "Authorization" not in headers_md:
+            items.append(("Authorization", auth.encode()))
         content_type = body.get("content_type")
         if content_type is not None:
             body = {k: v for k, v in body.items() if k != "content_type"}
-            if "Content-Type" not in wire:
-                wire["Content-Type"] = content_type
+            if "Content-Type" not in headers_md:
+                items.append(("Content-Type", content_type))
         extensions: dict[str, Any] = {
             TRACE_EXTENSION: trace,
             "timeout": {
@@ -366,7 +380,7 @@ class ClientSession:
         if timeout.connect is not None:
             extensions[CONNECT_BUDGET_EXTENSION] = timeout.connect
         request = httpx.Request(
-            method, str(url), headers=list(wire.items()), extensions=extensions, **body
+            method, self._httpx_url(url), headers=items, extensions=extensions, **body
         )
         if self._cookie_jar:
             self._client.cookies.set_cookie_header(request)
