@@ -303,7 +303,6 @@ class ClientSession:
                     ):
                         method, body = "GET", {}
                         headers_md.popall("Content-Length", None)
-                        headers_md.popall("Content-Type", None)
                     elif isinstance(body.get("content"), AsyncIterable):
                         raise ClientPayloadError(
                             "Cannot follow redirect with a consumed request body. "
