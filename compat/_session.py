@@ -22,12 +22,15 @@ from yarl import URL
 
 from ._connector import TCPConnector
 from ._exceptions import (
+    ClientConnectorError,
+    ClientOSError,
     ClientPayloadError,
     ConnectionKey,
     InvalidUrlClientError,
     InvalidUrlRedirectClientError,
     NonHttpUrlClientError,
     NonHttpUrlRedirectClientError,
+    ServerDisconnectedError,
     TooManyRedirects,
     to_client_error,
 )
@@ -46,6 +49,7 @@ __all__ = ["ClientSession"]
 
 _UNSET: Any = object()
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REDIRECT_BODY_DRAIN = 64 * 1024  # read a redirect's body up to this size to keep the connection
 _USER_AGENT = f"Python/{sys.version_info[0]}.{sys.version_info[1]} httpx/{httpx.__version__} compat"
@@ -276,10 +280,19 @@ class ClientSession:
                     raise InvalidUrlClientError(url, "no host")
                 body = _body(data, json)
                 auth = auth or self._auth
+                retry = method in _IDEMPOTENT  # once, on a dropped connection, as aiohttp
                 while True:
-                    response = await self._send(
-                        method, url, headers_md, body, auth, trace, timeout, deadline
-                    )
+                    try:
+                        response = await self._send(
+                            method, url, headers_md, body, auth, trace, timeout, deadline
+                        )
+                    except ClientConnectorError:
+                        raise
+                    except (ClientOSError, ServerDisconnectedError):
+                        if not retry or isinstance(body.get("content"), AsyncIterable):
+                            raise
+                        retry = False
+                        continue
                     location = response.headers.get("Location") or response.headers.get("URI")
                     if not allow_redirects or response.status not in _REDIRECTS:
                         break

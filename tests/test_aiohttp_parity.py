@@ -117,6 +117,40 @@ async def queued_at_limit(lib: Any, server: TestServer, rec: Recorder) -> None:
             await asyncio.gather(first(), second())
 
 
+async def total_timeout(lib: Any, server: TestServer, rec: Recorder) -> None:
+    timeout = lib.ClientTimeout(total=0.2)
+    async with lib.ClientSession(trace_configs=[rec.config], timeout=timeout) as session:
+        with pytest.raises(TimeoutError):
+            await _get(session, server.url_for("/slow?delay=1"))
+
+
+async def sock_read_timeout(lib: Any, server: TestServer, rec: Recorder) -> None:
+    timeout = lib.ClientTimeout(sock_read=0.2)
+    async with lib.ClientSession(trace_configs=[rec.config], timeout=timeout) as session:
+        with pytest.raises(lib.SocketTimeoutError):
+            await _get(session, server.url_for("/slow?delay=1"))
+
+
+async def server_disconnects(lib: Any, server: TestServer, rec: Recorder) -> None:
+    async with lib.ClientSession(trace_configs=[rec.config]) as session:
+        with pytest.raises(lib.ServerDisconnectedError):
+            await _get(session, server.url_for("/fault/disconnect"))
+
+
+async def per_host_limit(lib: Any, server: TestServer, rec: Recorder) -> None:
+    connector = lib.TCPConnector(limit=0, limit_per_host=1)
+    async with lib.ClientSession(connector=connector, trace_configs=[rec.config]) as session:
+        urls = [server.url_for("/slow-body?delay=0.2")] * 2 + [
+            server.url_for("/ok", host="localhost")
+        ]
+        if lib is compat:
+            async with anyio.create_task_group() as tg:
+                for url in urls:
+                    tg.start_soon(_get, session, url)
+        else:
+            await asyncio.gather(*(_get(session, url) for url in urls))
+
+
 SCENARIOS: list[Scenario] = [
     two_gets_by_ip,
     gets_by_name_cached,
@@ -129,6 +163,10 @@ SCENARIOS: list[Scenario] = [
     dns_failure,
     no_host,
     queued_at_limit,
+    total_timeout,
+    sock_read_timeout,
+    server_disconnects,
+    per_host_limit,
 ]
 
 
