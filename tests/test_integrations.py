@@ -154,6 +154,13 @@ def test_opentelemetry_gives_the_same_spans_as_on_aiohttp(
     assert got[1]["status"] == "StatusCode.ERROR" and got[2]["status"] == "StatusCode.ERROR"
 
 
+def _mask_port(text: str) -> str:
+    """The refused request's port differs between the two runs."""
+    import re
+
+    return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text)
+
+
 def _sentry_run(lib: Any, url: str, backend: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
     import sentry_sdk
     from sentry_sdk.integrations.aiohttp import AioHttpIntegration, create_trace_config
@@ -187,6 +194,11 @@ def _sentry_run(lib: Any, url: str, backend: str) -> tuple[list[dict[str, Any]],
                     sent.update((k.lower(), v) for k, v in await resp.json())
                 async with session.get(url + "/status/500") as resp:
                     await resp.read()
+                try:
+                    async with session.get(f"http://127.0.0.1:{_closed_port()}/x"):
+                        pass
+                except lib.ClientConnectorError:
+                    pass
 
     if lib is aiohttp:
         asyncio.run(main())
@@ -217,10 +229,12 @@ def test_sentry_gives_the_same_spans_and_headers_as_on_aiohttp(
 ) -> None:
     expected, expected_sent = _sentry_run(aiohttp, server.url, "asyncio")
     got, sent = _sentry_run(compat, server.url, anyio_backend)
+    # Sentry's config has no on_request_exception handler: a refused connection leaves no
+    # finished span, on aiohttp as on compat.
     assert len(got) == 2 and got == expected
     assert "sentry-trace" in sent and "baggage" in sent
     assert ("sentry-trace" in expected_sent) and ("baggage" in expected_sent)
-    assert [span["status"] for span in got] == ["ok", "internal_error"]
+    assert [span["status"] for span in got][:2] == ["ok", "internal_error"]
 
 
 # --- respx ---
