@@ -183,3 +183,23 @@ async def test_signal_sequence_equals_aiohttp(scenario: Scenario, server: TestSe
     await scenario(compat, server, rec)
     assert rec.per_request() == expected
     assert expected  # the scenario traced something on aiohttp too
+
+
+async def _https_by_name(lib: Any, server: TestServer, rec: Recorder, context: Any) -> None:
+    connector = lib.TCPConnector(ssl=context)
+    async with lib.ClientSession(connector=connector, trace_configs=[rec.config]) as session:
+        await _get(session, server.url_for("/ok", host="localhost"))
+        await _get(session, server.url_for("/redirect/1", host="localhost"))
+
+
+async def test_https_sequence_equals_aiohttp(tls_server: TestServer, client_ssl: Any) -> None:
+    def on_aiohttp() -> list[list[str]]:
+        rec = Recorder(lib=aiohttp)
+        asyncio.run(_https_by_name(aiohttp, tls_server, rec, client_ssl))
+        return rec.per_request()
+
+    expected = await anyio.to_thread.run_sync(on_aiohttp)
+    rec = Recorder()
+    await _https_by_name(compat, tls_server, rec, client_ssl)
+    assert rec.per_request() == expected
+    assert any("dns_resolvehost_start" in names for names in expected)
