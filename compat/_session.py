@@ -293,9 +293,9 @@ class ClientSession:
                             raise
                         retry = False
                         continue
-                    location = response.headers.get("Location") or response.headers.get("URI")
                     if not allow_redirects or response.status not in _REDIRECTS:
                         break
+                    location = response.headers.get("Location") or response.headers.get("URI")
                     if tracer.on_request_redirect:
                         await trace.send(
                             tracer.on_request_redirect,
