@@ -18,8 +18,18 @@ import httpx
 from multidict import MultiMapping
 from yarl import URL
 
-if sys.version_info < (3, 11):  # pragma: no cover
+if sys.version_info >= (3, 11):
+    TotalTimeoutError = TimeoutError
+    """What `ClientTimeout.total` raises: the built-in `TimeoutError`, as aiohttp."""
+else:  # pragma: no cover - before 3.11, asyncio's TimeoutError is a class of its own
+    import asyncio
+
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
+
+    class TotalTimeoutError(TimeoutError, asyncio.TimeoutError):
+        """Caught by `except TimeoutError` and by aiohttp users' `except asyncio.TimeoutError`."""
+
+    TotalTimeoutError.__name__ = TotalTimeoutError.__qualname__ = "TimeoutError"
 
 if TYPE_CHECKING:
     from ._models import RequestInfo
@@ -197,7 +207,7 @@ class ServerDisconnectedError(ServerConnectionError):
         self.args = (self.message,)
 
 
-class ServerTimeoutError(ServerConnectionError, TimeoutError):
+class ServerTimeoutError(ServerConnectionError, TotalTimeoutError):
     """A socket-level timeout."""
 
 

@@ -18,7 +18,13 @@ import httpx
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from ._exceptions import ClientResponseError, ConnectionKey, ContentTypeError, to_client_error
+from ._exceptions import (
+    ClientResponseError,
+    ConnectionKey,
+    ContentTypeError,
+    TotalTimeoutError,
+    to_client_error,
+)
 from ._models import RequestInfo
 from ._params import ResponseBodyCompleteParams, TraceResponseChunkReceivedParams
 from ._tracing import RequestTrace
@@ -285,7 +291,7 @@ class _BodyStream:
         with anyio.CancelScope(deadline=self._deadline):
             return await read()
         await self.aclose()
-        raise TimeoutError("Timeout reading the response body (ClientTimeout.total)")
+        raise TotalTimeoutError("Timeout reading the response body (ClientTimeout.total)")
 
     async def aclose(self) -> None:
         if self.eof:

@@ -32,6 +32,7 @@ from ._exceptions import (
     NonHttpUrlRedirectClientError,
     ServerDisconnectedError,
     TooManyRedirects,
+    TotalTimeoutError,
     to_client_error,
 )
 from ._models import DEFAULT_TIMEOUT, BasicAuth, ClientTimeout, RequestInfo
@@ -329,7 +330,7 @@ class ClientSession:
                             headers_md.popall(name, None)
                     url = next_url
             if scope.cancelled_caught:
-                raise TimeoutError(f"Request timed out after {timeout.total}s: {method} {url}")
+                raise TotalTimeoutError(f"Request timed out after {timeout.total}s: {method} {url}")
             assert response is not None
             response.history = tuple(history)
             check = self._raise_for_status if raise_for_status is None else raise_for_status

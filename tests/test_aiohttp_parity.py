@@ -120,7 +120,8 @@ async def queued_at_limit(lib: Any, server: TestServer, rec: Recorder) -> None:
 async def total_timeout(lib: Any, server: TestServer, rec: Recorder) -> None:
     timeout = lib.ClientTimeout(total=0.2)
     async with lib.ClientSession(trace_configs=[rec.config], timeout=timeout) as session:
-        with pytest.raises(TimeoutError):
+        # asyncio.TimeoutError: what aiohttp raises before Python 3.11 (an alias since)
+        with pytest.raises(asyncio.TimeoutError):
             await _get(session, server.url_for("/slow?delay=1"))
 
 
