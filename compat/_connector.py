@@ -37,6 +37,7 @@ class TCPConnector:
 
     `limit` counts connections in use (0: no limit); `limit_per_host` the same per
     (scheme, host, port). Several sessions may share one connector (`connector_owner=False`).
+    `enable_cleanup_closed` is accepted for compatibility: closed TLS sockets are closed at once.
     """
 
     def __init__(
@@ -83,9 +84,8 @@ class TCPConnector:
             origin=httpcore.Origin(scheme, host, port),
             ssl_context=self._ssl_context,
             keepalive_expiry=self.keepalive_timeout,
-            network_backend=Opener(
-                self._resolver, trace, tls=scheme == b"https", local_host=self._local_host
-            ),
+            local_address=self._local_host,
+            network_backend=Opener(self._resolver, trace, tls=scheme == b"https"),
         )
 
     def transport(self) -> TracingTransport:

@@ -46,12 +46,10 @@ class Opener(httpcore.AsyncNetworkBackend):
         trace: RequestTrace,
         *,
         tls: bool,
-        local_host: str | None,
     ) -> None:
         self._resolver = resolver
         self._trace: RequestTrace | None = trace
         self._tls = tls
-        self._local_host = local_host
         self._port = 0
 
     async def connect_tcp(
@@ -71,7 +69,7 @@ class Opener(httpcore.AsyncNetworkBackend):
         try:
             with anyio.fail_after(timeout):
                 addresses = await self._resolver.resolve(host, port, trace)
-                stream = await self._connect_first(addresses, port, socket_options)
+                stream = await self._connect_first(addresses, port, local_address, socket_options)
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(f"Timed out connecting to {host}:{port}") from exc
         except OSError as exc:  # DNS failure: socket.gaierror
@@ -83,13 +81,17 @@ class Opener(httpcore.AsyncNetworkBackend):
         return stream
 
     async def _connect_first(
-        self, addresses: list[str], port: int, socket_options: Iterable[SocketOption] | None
+        self,
+        addresses: list[str],
+        port: int,
+        local_address: str | None,
+        socket_options: Iterable[SocketOption] | None,
     ) -> SocketStream:
         """Each address in turn, as aiohttp does; the last error if none answers."""
         error: OSError | None = None
         for address in addresses:
             try:
-                stream = await anyio.connect_tcp(address, port, local_host=self._local_host)
+                stream = await anyio.connect_tcp(address, port, local_host=local_address)
             except OSError as exc:
                 error = exc
                 continue

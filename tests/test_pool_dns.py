@@ -250,8 +250,8 @@ async def test_resolver_tries_every_address(server: TestServer) -> None:
     # A refused address first, then the server: the connection still succeeds.
     from compat._network import Opener
 
-    opener = Opener(resolver, NO_TRACE, tls=False, local_host=None)
-    stream = await opener._connect_first(["127.0.0.2", "127.0.0.1"], server.port, None)
+    opener = Opener(resolver, NO_TRACE, tls=False)
+    stream = await opener._connect_first(["127.0.0.2", "127.0.0.1"], server.port, None, None)
     assert stream.get_extra_info("server_addr")[1] == server.port
     await stream.aclose()
 
@@ -340,3 +340,11 @@ async def test_signals_of_a_traced_request_always_balance_over_faults(
                 tg.start_soon(one, path)
         assert s.connector.stats().in_use == 0
     assert_pairs_balanced(recorder)
+
+
+async def test_local_addr_binds_the_client_side(server: TestServer, recorder: Recorder) -> None:
+    connector = compat.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with compat.ClientSession(connector=connector, trace_configs=[recorder.config]) as s:
+        assert await _fetch(s, server.url_for("/ok")) == b"ok"
+    (established,) = recorder.params("connection_established")
+    assert established.local[0] == "127.0.0.2" and established.peer[0] == "127.0.0.1"
