@@ -182,7 +182,8 @@ class ClientResponse:
 
     def __del__(self) -> None:
         # Dropped unreleased: the session gives its connection back before its next request.
-        if not self._stream.released:
+        stream = self.__dict__.get("_stream")
+        if stream is not None and not stream.released:
             self._on_release(self._raw)
 
     def close(self) -> None:
