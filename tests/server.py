@@ -8,6 +8,7 @@ bodies, invalid HTTP, idle closes), which a framework would not let it do.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import socket
 import ssl
@@ -227,6 +228,13 @@ class TestServer:
         if name == "headers":
             body = json.dumps(request.headers).encode()
             return _response(200, body, [("Content-Type", "application/json")])
+        if name == "gzip":
+            body = gzip.compress(b"compressed " * 1000)
+            return _response(
+                200,
+                body,
+                [("Content-Encoding", "gzip"), ("Content-Type", "text/plain; charset=latin-1")],
+            )
         if name == "json":
             return _response(200, b'{"answer": 42}', [("Content-Type", "application/json")])
         if name == "status":

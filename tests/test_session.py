@@ -452,3 +452,16 @@ async def test_aiohttp_trace_config_objects_work_unchanged(server: TestServer) -
         async with session.get(server.url_for("/ok")) as resp:
             await resp.read()
     assert seen == [("GET", 200)]
+
+
+async def test_compressed_bodies_are_decoded_and_their_chunks_add_up(
+    server: TestServer, recorder: Recorder
+) -> None:
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        async with session.get(server.url_for("/gzip")) as resp:
+            assert resp.get_encoding() == "latin-1"
+            text = await resp.text()
+    assert text == "compressed " * 1000
+    chunks = b"".join(p.chunk for p in recorder.params("response_chunk_received"))
+    assert chunks == text.encode()
+    assert recorder.params("request_headers_sent")[0].headers["Accept-Encoding"] == "gzip, deflate"
