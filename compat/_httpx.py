@@ -5,15 +5,16 @@
 
 httpx follows redirects itself and calls its transport once per hop, so here each hop is a
 request of its own: `on_request_start` / `_end` / `_exception` fire per hop, and there is no
-`on_request_redirect`. Body chunks are read by httpx, not by a compat response, so
-`on_response_chunk_received` and `on_response_body_complete` do not fire either. Every
-connection, DNS, headers-sent and request-chunk signal fires exactly as under `ClientSession`.
-Errors stay httpx's own exceptions, as httpx users expect.
+`on_request_redirect`. httpx decodes the body above its transport, so
+`on_response_chunk_received` carries the body as it came off the wire (still compressed, if it
+was). Every connection, DNS, headers-sent and request-chunk signal fires exactly as under
+`ClientSession`. Errors stay httpx's own exceptions, as httpx users expect.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -25,8 +26,8 @@ from ._connector import TCPConnector
 from ._exceptions import ConnectionKey
 from ._models import RequestInfo
 from ._params import TraceRequestEndParams, TraceRequestExceptionParams, TraceRequestStartParams
-from ._response import ClientResponse
-from ._tracing import Tracer
+from ._response import ClientResponse, body_progress
+from ._tracing import RequestTrace, Tracer
 from ._transport import TRACE_EXTENSION
 
 __all__ = ["TracedTransport", "traced_client"]
@@ -73,6 +74,8 @@ class TracedTransport(httpx.AsyncBaseTransport):
         response: httpx.Response | None = None
         try:
             response = await self._transport.handle_async_request(request)
+            if tracer.on_response_chunk_received or tracer.on_response_body_complete:
+                response.stream = _ObservedBody(response.stream, trace, method, url)
             if tracer.on_request_end:
                 view = ClientResponse(
                     method,
@@ -102,6 +105,28 @@ class TracedTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         if self._owns_connector:
             await self.connector.close()
+
+
+class _ObservedBody(httpx.AsyncByteStream):
+    """The response body as httpx reads it, reported chunk by chunk."""
+
+    def __init__(self, stream: Any, trace: RequestTrace, method: str, url: URL) -> None:
+        self._stream = stream
+        self._trace = trace
+        self._method = method
+        self._url = url
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        received = 0
+        async for chunk in self._stream:
+            if chunk:
+                received += len(chunk)
+                await body_progress(self._trace, self._method, self._url, chunk, received)
+            yield chunk
+        await body_progress(self._trace, self._method, self._url, b"", received)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 def traced_client(

@@ -211,6 +211,24 @@ class ClientResponse:
         return f"<ClientResponse({self.url}) [{self.status} {self.reason}]>"
 
 
+async def body_progress(
+    trace: RequestTrace, method: str, url: URL, chunk: bytes, received: int
+) -> None:
+    """The one place `on_response_chunk_received` fires (a chunk), and `on_response_body_complete`
+    (b"": the end, after `received` bytes)."""
+    plan = trace.plan
+    if chunk:
+        if plan.on_response_chunk_received:
+            await trace.send(
+                plan.on_response_chunk_received,
+                TraceResponseChunkReceivedParams(method, url, chunk),
+            )
+    elif plan.on_response_body_complete:
+        await trace.send(
+            plan.on_response_body_complete, ResponseBodyCompleteParams(method, url, received)
+        )
+
+
 class _BodyStream:
     """The body as it arrives, for the response and its `content`; it holds no reference to
     the response, so a response dropped unread is freed at once and its connection returned."""
@@ -266,24 +284,13 @@ class _BodyStream:
             if error is exc:
                 raise
             raise error from exc
-        trace = self._trace
-        plan = trace.plan
         if chunk:
             self.received += len(chunk)
-            if plan.on_response_chunk_received:
-                await trace.send(
-                    plan.on_response_chunk_received,
-                    TraceResponseChunkReceivedParams(self.method, self.url, chunk),
-                )
-            return chunk
-        self.eof = True
-        self.released = True  # httpx closed the stream, so the connection is back in the pool
-        if plan.on_response_body_complete:
-            await trace.send(
-                plan.on_response_body_complete,
-                ResponseBodyCompleteParams(self.method, self.url, self.received),
-            )
-        return b""
+        else:
+            self.eof = True
+            self.released = True  # httpx closed the stream: the connection is back in the pool
+        await body_progress(self._trace, self.method, self.url, chunk, self.received)
+        return chunk
 
     async def within_deadline(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
         """Run a read under `ClientTimeout.total`: one cancel scope per read call."""

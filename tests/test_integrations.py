@@ -58,6 +58,31 @@ async def test_a_plain_httpx_client_gets_the_signals_per_hop(
     assert [p.response.status for p in recorder.params("request_end")][:2] == [302, 200]
 
 
+async def test_a_plain_httpx_client_reports_body_chunks_and_timings(server: TestServer) -> None:
+    from compat.timings import timing_trace_config
+
+    recorder = Recorder()
+    timings_config = timing_trace_config()
+
+    async def keep(session: Any, ctx: Any, params: Any) -> None:
+        ctx.trace_request_ctx["timings"] = ctx.timings
+
+    timings_config.on_request_start.append(keep)
+    holder: dict[str, Any] = {}
+    async with compat.traced_client(trace_configs=[recorder.config, timings_config]) as client:
+        response = await client.get(
+            server.url_for("/chunked/4/500"), extensions={"trace_request_ctx": holder}
+        )
+        assert response.content == b"y" * 2000
+    chunks = [p.chunk for p in recorder.params("response_chunk_received")]
+    assert b"".join(chunks) == b"y" * 2000 and len(chunks) >= 2
+    (complete,) = recorder.params("response_body_complete")
+    assert complete.size == 2000
+    timings = holder["timings"]
+    assert timings.complete and timings.phases["receive"] > 0
+    assert abs(sum(timings.phases.values()) - timings.total) < 1e-6
+
+
 async def test_httpx_errors_stay_httpx_errors_and_reach_the_exception_signal(
     recorder: Recorder,
 ) -> None:
