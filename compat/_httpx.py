@@ -25,7 +25,6 @@ from yarl import URL
 from ._connector import TCPConnector
 from ._exceptions import ConnectionKey
 from ._models import RequestInfo
-from ._params import TraceRequestEndParams, TraceRequestExceptionParams, TraceRequestStartParams
 from ._response import ClientResponse, body_progress
 from ._tracing import RequestTrace, Tracer
 from ._transport import TRACE_EXTENSION
@@ -67,7 +66,7 @@ class TracedTransport(httpx.AsyncBaseTransport):
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
         )
         if tracer.on_request_start:
-            await trace.send(tracer.on_request_start, TraceRequestStartParams(method, url, headers))
+            await trace.request_start(method, url, headers)
             request.headers = httpx.Headers(list(headers.items()))
         trace.method, trace.url, trace.headers = method, url, headers
         request.extensions[TRACE_EXTENSION] = trace
@@ -87,19 +86,14 @@ class TracedTransport(httpx.AsyncBaseTransport):
                     math.inf,
                     _ignore,
                 )
-                await trace.send(
-                    tracer.on_request_end, TraceRequestEndParams(method, url, headers, view)
-                )
+                await trace.request_end(method, url, headers, view)
             return response
         except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                if response is not None:
+            if response is not None:
+                with anyio.CancelScope(shield=True):
                     await response.aclose()
-                if tracer.on_request_exception:
-                    await trace.send(
-                        tracer.on_request_exception,
-                        TraceRequestExceptionParams(method, url, headers, exc),
-                    )
+            if tracer.on_request_exception:
+                await trace.request_exception(method, url, headers, exc)
             raise
 
     async def aclose(self) -> None:

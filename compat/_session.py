@@ -36,12 +36,7 @@ from ._exceptions import (
     to_client_error,
 )
 from ._models import DEFAULT_TIMEOUT, BasicAuth, ClientTimeout, RequestInfo
-from ._params import (
-    TraceRequestEndParams,
-    TraceRequestExceptionParams,
-    TraceRequestRedirectParams,
-    TraceRequestStartParams,
-)
+from ._params import TraceRequestRedirectParams
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
 from ._transport import CONNECT_BUDGET_EXTENSION, RESPONSE_EXTENSION, TRACE_EXTENSION
@@ -265,9 +260,7 @@ class ClientSession:
         tracer = self._tracer
         trace = tracer.start(trace_request_ctx) if tracer.configs else NO_TRACE
         if tracer.on_request_start:
-            await trace.send(
-                tracer.on_request_start, TraceRequestStartParams(method, url, headers_md)
-            )
+            await trace.request_start(method, url, headers_md)
 
         # From here on, every failure reaches on_request_exception.
         response: ClientResponse | None = None
@@ -339,21 +332,14 @@ class ClientSession:
             elif check:
                 response.raise_for_status()
             if tracer.on_request_end:
-                await trace.send(
-                    tracer.on_request_end,
-                    TraceRequestEndParams(method, url, headers_md, response),
-                )
+                await trace.request_end(method, url, headers_md, response)
             return response
         except BaseException as exc:
             error = to_client_error(exc, _key(url), response.request_info if response else None)
-            with anyio.CancelScope(shield=True):
-                if response is not None:
-                    await response._aclose()
-                if tracer.on_request_exception:
-                    await trace.send(
-                        tracer.on_request_exception,
-                        TraceRequestExceptionParams(method, url, headers_md, error),
-                    )
+            if response is not None:
+                await response._aclose()  # shielded inside
+            if tracer.on_request_exception:
+                await trace.request_exception(method, url, headers_md, error)
             if error is exc:
                 raise
             raise error from exc

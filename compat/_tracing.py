@@ -11,9 +11,11 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, Protocol
 
+import anyio
 from multidict import CIMultiDict
 from yarl import URL
 
+from ._params import TraceRequestEndParams, TraceRequestExceptionParams, TraceRequestStartParams
 from ._signals import Signal
 
 __all__ = ["NO_TRACE", "SIGNAL_NAMES", "RequestTrace", "TraceConfig", "Tracer"]
@@ -189,6 +191,29 @@ class RequestTrace:
         ctxs = self.ctxs
         for index, handler in targets:
             await handler(owner, ctxs[index], params)
+
+    # The request-level signals, shared by the session and the httpx-native transport; callers
+    # check `plan.on_request_*` first, so nothing is built for a signal nobody listens to.
+
+    async def request_start(self, method: str, url: URL, headers: CIMultiDict[str]) -> None:
+        await self.send(self.plan.on_request_start, TraceRequestStartParams(method, url, headers))
+
+    async def request_end(
+        self, method: str, url: URL, headers: CIMultiDict[str], response: Any
+    ) -> None:
+        await self.send(
+            self.plan.on_request_end, TraceRequestEndParams(method, url, headers, response)
+        )
+
+    async def request_exception(
+        self, method: str, url: URL, headers: CIMultiDict[str], exception: BaseException
+    ) -> None:
+        """Shielded, so that it is delivered under cancellation too (trio's included)."""
+        with anyio.CancelScope(shield=True):
+            await self.send(
+                self.plan.on_request_exception,
+                TraceRequestExceptionParams(method, url, headers, exception),
+            )
 
 
 NO_TRACE = Tracer(None, ()).start()
