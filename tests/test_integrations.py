@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -119,6 +120,20 @@ def test_a_compat_trace_config_works_on_aiohttp(server: TestServer) -> None:
 # --- OpenTelemetry and Sentry, unchanged, give what they give on aiohttp ---
 
 
+def _run(lib: Any, main: Callable[[], Awaitable[None]], backend: str) -> None:
+    """aiohttp on asyncio; compat on the backend under test."""
+    if lib is aiohttp:
+        asyncio.run(main())  # type: ignore[arg-type]
+    else:
+        anyio.run(main, backend=backend)
+
+
+async def _refused(lib: Any, session: Any) -> None:
+    with pytest.raises(lib.ClientConnectorError):
+        async with session.get(f"http://127.0.0.1:{_closed_port()}/x"):
+            pass
+
+
 def _otel_run(lib: Any, url: str, backend: str) -> list[dict[str, Any]]:
     from opentelemetry.instrumentation.aiohttp_client import create_trace_config
     from opentelemetry.sdk.trace import TracerProvider
@@ -138,16 +153,9 @@ def _otel_run(lib: Any, url: str, backend: str) -> list[dict[str, Any]]:
                     if path == "/headers":
                         sent = dict((k.lower(), v) for k, v in await resp.json())
                         seen_headers.append(sent.get("traceparent", ""))
-            try:
-                async with session.get(f"http://127.0.0.1:{_closed_port()}/x"):
-                    pass
-            except lib.ClientConnectorError:
-                pass
+            await _refused(lib, session)
 
-    if lib is aiohttp:
-        asyncio.run(main())
-    else:
-        anyio.run(main, backend=backend)
+    _run(lib, main, backend)
     spans = []
     for span in exporter.get_finished_spans():
         attributes = {k: v for k, v in span.attributes.items() if "port" not in k}
@@ -219,16 +227,9 @@ def _sentry_run(lib: Any, url: str, backend: str) -> tuple[list[dict[str, Any]],
                     sent.update((k.lower(), v) for k, v in await resp.json())
                 async with session.get(url + "/status/500") as resp:
                     await resp.read()
-                try:
-                    async with session.get(f"http://127.0.0.1:{_closed_port()}/x"):
-                        pass
-                except lib.ClientConnectorError:
-                    pass
+                await _refused(lib, session)
 
-    if lib is aiohttp:
-        asyncio.run(main())
-    else:
-        anyio.run(main, backend=backend)
+    _run(lib, main, backend)
     sentry_sdk.flush()
     spans = []
     for transaction in transactions:
