@@ -142,7 +142,10 @@ class Tracer:
     def start(self, trace_request_ctx: Any = None) -> RequestTrace:
         """One context per trace config, shared by every signal of this request."""
         ctxs = tuple(
-            config.trace_config_ctx(trace_request_ctx=trace_request_ctx) for config in self.configs
+            [
+                config.trace_config_ctx(trace_request_ctx=trace_request_ctx)
+                for config in self.configs
+            ]
         )
         return RequestTrace(self, ctxs)
 
@@ -170,6 +173,10 @@ class Tracer:
     on_response_body_complete: Targets
 
 
+_NO_URL = URL()
+_NO_HEADERS: CIMultiDict[str] = CIMultiDict()
+
+
 class RequestTrace:
     """One request's trace contexts, and the hop (method, url, wire headers) now on the wire.
 
@@ -183,8 +190,8 @@ class RequestTrace:
         self.plan = plan
         self.ctxs = ctxs
         self.method = ""
-        self.url = URL()
-        self.headers: CIMultiDict[str] = CIMultiDict()
+        self.url = _NO_URL
+        self.headers: CIMultiDict[str] = _NO_HEADERS
 
     async def send(self, targets: Targets, params: object) -> None:
         owner = self.plan.owner

@@ -61,7 +61,7 @@ class TracingTransport(httpx.AsyncBaseTransport):
         plan = trace.plan
         content: Any = request.stream
         if plan.on_request_headers_sent or plan.on_request_chunk_sent or plan.on_request_sent:
-            content = _TracedBody(content, trace)
+            content = _traced_body(content, trace)
         core_request = httpcore.Request(
             method=request.method,
             url=httpcore.URL(scheme=scheme, host=url.raw_host, port=port, target=url.raw_path),
@@ -124,47 +124,26 @@ class TracingTransport(httpx.AsyncBaseTransport):
             await self._pool.aclose()
 
 
-class _TracedBody:
-    """The request body as httpcore writes it: it asks for the first chunk right after the head
-    is written, and for each next chunk once the previous one is written."""
-
-    __slots__ = ("_chunks", "_pending", "_stream", "_trace")
-
-    def __init__(self, stream: AsyncIterable[bytes], trace: RequestTrace) -> None:
-        self._stream = stream
-        self._trace = trace
-        self._chunks: AsyncIterator[bytes] | None = None
-        self._pending = b""
-
-    def __aiter__(self) -> _TracedBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        trace = self._trace
-        plan = trace.plan
-        chunks = self._chunks
-        if chunks is None:
-            chunks = self._chunks = self._stream.__aiter__()
-            if plan.on_request_headers_sent:
-                await trace.send(
-                    plan.on_request_headers_sent,
-                    TraceRequestHeadersSentParams(trace.method, trace.url, trace.headers),
-                )
-        if self._pending:
-            chunk, self._pending = self._pending, b""
-            if plan.on_request_chunk_sent:
-                await trace.send(
-                    plan.on_request_chunk_sent,
-                    TraceRequestChunkSentParams(trace.method, trace.url, chunk),
-                )
-        try:
-            chunk = await chunks.__anext__()
-        except StopAsyncIteration:
-            if plan.on_request_sent:
-                await trace.send(plan.on_request_sent, RequestSentParams(trace.method, trace.url))
-            raise
-        self._pending = bytes(chunk)
-        return chunk
+async def _traced_body(stream: AsyncIterable[bytes], trace: RequestTrace) -> AsyncIterator[bytes]:
+    """The request body as httpcore writes it: httpcore asks for the first chunk right after
+    the head is written, and for each next chunk once the previous one is written."""
+    plan = trace.plan
+    if plan.on_request_headers_sent:
+        await trace.send(
+            plan.on_request_headers_sent,
+            TraceRequestHeadersSentParams(trace.method, trace.url, trace.headers),
+        )
+    async for chunk in stream:
+        if not chunk:
+            continue
+        yield chunk
+        if plan.on_request_chunk_sent:
+            await trace.send(
+                plan.on_request_chunk_sent,
+                TraceRequestChunkSentParams(trace.method, trace.url, bytes(chunk)),
+            )
+    if plan.on_request_sent:
+        await trace.send(plan.on_request_sent, RequestSentParams(trace.method, trace.url))
 
 
 class _PooledResponseStream(httpx.AsyncByteStream):
