@@ -74,7 +74,8 @@ class _Host:
 
     def __init__(self, key: Key) -> None:
         self.key = key
-        self.idle: list[tuple[Connection, float]] = []  # a stack: the freshest is reused first
+        # Reused from the right (freshest first); the oldest, at the left, expire first.
+        self.idle: deque[tuple[Connection, float]] = deque()
         self.in_use = 0
         self.waiters: deque[_Waiter] = deque()
         self.in_global_queue = False
@@ -222,12 +223,24 @@ class ConnectionPool:
         """Back to the pool when it can carry another request, else closed."""
         host = self._hosts[key]
         if not self._closed and not self._force_close and conn.is_idle():
-            host.idle.append((conn, monotonic()))
+            now = monotonic()
+            host.idle.append((conn, now))
             self._free(host)
+            await self._close_oldest_if_expired(host, now)
             return
         self._free(host)
         with anyio.CancelScope(shield=True):
             await conn.aclose()
+
+    async def _close_oldest_if_expired(self, host: _Host, now: float) -> None:
+        """One expired idle connection closed per release: after a burst, the connections it
+        opened do not stay open (and half-closed by the server) for the life of the pool."""
+        idle = host.idle
+        timeout = self._keepalive_timeout
+        if timeout is not None and len(idle) > 1 and now - idle[0][1] > timeout:
+            conn, _ = idle.popleft()
+            with anyio.CancelScope(shield=True):
+                await conn.aclose()
 
     async def discard(self, key: Key, conn: Connection) -> None:
         """Close a connection whose request failed, and free its slot."""
@@ -239,7 +252,7 @@ class ConnectionPool:
         """Close the idle connections; those in use close when released."""
         self._closed = True
         for host in list(self._hosts.values()):
-            idle, host.idle = host.idle, []
+            idle, host.idle = host.idle, deque()
             for conn, _ in idle:
                 with anyio.CancelScope(shield=True):
                     await conn.aclose()

@@ -348,3 +348,19 @@ async def test_local_addr_binds_the_client_side(server: TestServer, recorder: Re
         assert await _fetch(s, server.url_for("/ok")) == b"ok"
     (established,) = recorder.params("connection_established")
     assert established.local[0] == "127.0.0.2" and established.peer[0] == "127.0.0.1"
+
+
+async def test_idle_connections_left_by_a_burst_expire(server: TestServer) -> None:
+    connector = compat.TCPConnector(keepalive_timeout=0.3)
+    async with compat.ClientSession(connector=connector) as s:
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(_fetch, s, server.url_for("/slow?delay=0.05"))
+        assert connector.stats().idle == 5
+        # One connection stays in use, fresh; the other four age past keepalive_timeout and
+        # are closed one per release, though no request ever takes them again.
+        with anyio.fail_after(10):
+            for _ in range(20):
+                await _fetch(s, server.url_for("/ok"))
+                await anyio.sleep(0.04)
+        assert connector.stats().idle == 1
