@@ -76,8 +76,13 @@ class Opener(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectError(f"Cannot resolve {host}: {exc}") from exc
         if self._tls:
             stream.opener = self  # its start_tls comes back here, for the TLS signals
-        else:
+            return stream
+        try:
             await self._established(stream, host, None)
+        except BaseException:  # a raising handler: httpcore never gets the stream, so close it
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            raise
         return stream
 
     async def _connect_first(
@@ -138,25 +143,31 @@ class Opener(httpcore.AsyncNetworkBackend):
         assert trace is not None
         plan = trace.plan
         host = server_hostname or ""
-        if plan.on_tls_handshake_start:
-            await trace.send(plan.on_tls_handshake_start, TlsHandshakeStartParams(host=host))
-        tls_stream = await stream.handshake(ssl_context, server_hostname, timeout)
-        ssl_object = tls_stream.get_extra_info("ssl_object")
-        if plan.on_tls_handshake_end:
-            cipher = ssl_object.cipher() if ssl_object is not None else None
-            await trace.send(
-                plan.on_tls_handshake_end,
-                TlsHandshakeEndParams(
-                    host=host,
-                    version=ssl_object.version() if ssl_object is not None else None,
-                    cipher=cipher[0] if cipher else None,
-                    alpn_protocol=(
-                        ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        current: httpcore.AsyncNetworkStream = stream
+        try:
+            if plan.on_tls_handshake_start:
+                await trace.send(plan.on_tls_handshake_start, TlsHandshakeStartParams(host=host))
+            current = await stream.handshake(ssl_context, server_hostname, timeout)
+            ssl_object = current.get_extra_info("ssl_object")
+            if plan.on_tls_handshake_end:
+                cipher = ssl_object.cipher() if ssl_object is not None else None
+                await trace.send(
+                    plan.on_tls_handshake_end,
+                    TlsHandshakeEndParams(
+                        host=host,
+                        version=ssl_object.version() if ssl_object is not None else None,
+                        cipher=cipher[0] if cipher else None,
+                        alpn_protocol=(
+                            ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+                        ),
                     ),
-                ),
-            )
-        await self._established(tls_stream, host, ssl_object)
-        return tls_stream
+                )
+            await self._established(current, host, ssl_object)
+        except BaseException:  # httpcore never gets the stream: close it
+            with anyio.CancelScope(shield=True):
+                await current.aclose()
+            raise
+        return current
 
     async def connect_unix_socket(
         self,

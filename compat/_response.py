@@ -289,7 +289,11 @@ class _BodyStream:
         else:
             self.eof = True
             self.released = True  # httpx closed the stream: the connection is back in the pool
-        await body_progress(self._trace, self.method, self.url, chunk, self.received)
+        try:
+            await body_progress(self._trace, self.method, self.url, chunk, self.received)
+        except BaseException:
+            await self.aclose()  # a raising handler: the connection goes back all the same
+            raise
         return chunk
 
     async def within_deadline(self, read: Callable[[], Awaitable[bytes]]) -> bytes:

@@ -12,6 +12,7 @@ import http.cookiejar
 import math
 import re
 import sys
+import warnings
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator, Iterable
 from typing import Any
 
@@ -177,6 +178,12 @@ class ClientSession:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    def __del__(self) -> None:
+        if not self.__dict__.get("_closed", True):
+            warnings.warn(
+                f"Unclosed client session {self!r}", ResourceWarning, stacklevel=2, source=self
+            )
 
     # --- the request ---
 

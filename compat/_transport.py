@@ -77,6 +77,9 @@ class TracingTransport(httpx.AsyncBaseTransport):
                     ResponseHeadersReceivedParams(trace.method, trace.url, core_response.status),
                 )
         except BaseException as exc:
+            if content is not request.stream:
+                with anyio.CancelScope(shield=True):
+                    await content.aclose()
             await self._pool.discard(key, conn)
             mapped = to_httpx_error(exc, request) if isinstance(exc, Exception) else exc
             if mapped is exc:
@@ -128,22 +131,28 @@ async def _traced_body(stream: AsyncIterable[bytes], trace: RequestTrace) -> Asy
     """The request body as httpcore writes it: httpcore asks for the first chunk right after
     the head is written, and for each next chunk once the previous one is written."""
     plan = trace.plan
-    if plan.on_request_headers_sent:
-        await trace.send(
-            plan.on_request_headers_sent,
-            TraceRequestHeadersSentParams(trace.method, trace.url, trace.headers),
-        )
-    async for chunk in stream:
-        if not chunk:
-            continue
-        yield chunk
-        if plan.on_request_chunk_sent:
+    chunks = stream.__aiter__()
+    try:
+        if plan.on_request_headers_sent:
             await trace.send(
-                plan.on_request_chunk_sent,
-                TraceRequestChunkSentParams(trace.method, trace.url, bytes(chunk)),
+                plan.on_request_headers_sent,
+                TraceRequestHeadersSentParams(trace.method, trace.url, trace.headers),
             )
-    if plan.on_request_sent:
-        await trace.send(plan.on_request_sent, RequestSentParams(trace.method, trace.url))
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            yield chunk
+            if plan.on_request_chunk_sent:
+                await trace.send(
+                    plan.on_request_chunk_sent,
+                    TraceRequestChunkSentParams(trace.method, trace.url, bytes(chunk)),
+                )
+        if plan.on_request_sent:
+            await trace.send(plan.on_request_sent, RequestSentParams(trace.method, trace.url))
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:  # a body left unfinished by a failure: close it now, not at GC
+            await close()
 
 
 class _PooledResponseStream(httpx.AsyncByteStream):

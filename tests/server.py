@@ -168,6 +168,7 @@ class TestServer:
         asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     def close_idle_connections(self) -> None:
         """Close every open connection from the server side, as an idle timeout would."""

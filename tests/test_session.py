@@ -465,3 +465,12 @@ async def test_compressed_bodies_are_decoded_and_their_chunks_add_up(
     chunks = b"".join(p.chunk for p in recorder.params("response_chunk_received"))
     assert chunks == text.encode()
     assert recorder.params("request_headers_sent")[0].headers["Accept-Encoding"] == "gzip, deflate"
+
+
+def test_an_unclosed_session_warns_as_in_aiohttp() -> None:
+    import gc
+
+    session = compat.ClientSession()
+    with pytest.warns(ResourceWarning, match="Unclosed client session"):
+        del session
+        gc.collect()
