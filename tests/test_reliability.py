@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -77,6 +79,15 @@ async def test_redirects_to_bad_urls(
 async def test_a_raising_handler_on_any_signal_leaks_nothing(
     server: TestServer, signal: str
 ) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        await _raise_in_every_request(server, signal)
+        gc.collect()
+    unclosed = [str(w.message) for w in caught if "unclosed" in str(w.message)]
+    assert unclosed == []  # no socket was left for the garbage collector to close
+
+
+async def _raise_in_every_request(server: TestServer, signal: str) -> None:
     recorder = Recorder()
 
     async def boom(*_: Any) -> None:
