@@ -58,11 +58,11 @@ from ._params import (
     TraceRequestStartParams,
     TraceResponseChunkReceivedParams,
 )
-from ._pool import HostStats, PoolStats
 from ._response import ClientResponse, StreamReader
 from ._session import ClientSession
 from ._signals import Signal
 from ._tracing import TraceConfig
+from ._transport._pool import HostStats, PoolStats
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""`TCPConnector`: aiohttp's connector arguments; it owns the pool, resolver and transport."""
+"""`TCPConnector`: aiohttp's connector arguments; it owns the engine (pool, resolver, opener)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import socket
 import ssl as ssl_module
 from typing import Any
 
-import httpcore
-
-from ._dns import Resolver
-from ._network import Opener
-from ._pool import Connection, ConnectionPool, Key, PoolStats
-from ._tracing import RequestTrace
-from ._transport import TracingTransport
+from ._transport._dns import Resolver
+from ._transport._engine import Engine
+from ._transport._httpx import EngineTransport
+from ._transport._opener import default_ssl_context
+from ._transport._pool import ConnectionPool, PoolStats
 
 __all__ = ["TCPConnector"]
 
@@ -25,11 +23,7 @@ def _ssl_context(ssl: bool | ssl_module.SSLContext) -> ssl_module.SSLContext:
         return ssl
     if not isinstance(ssl, bool):
         raise TypeError(f"ssl must be a bool or an ssl.SSLContext, not {type(ssl).__name__}")
-    context = ssl_module.create_default_context()
-    if not ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl_module.CERT_NONE
-    return context
+    return default_ssl_context(ssl)
 
 
 class TCPConnector:
@@ -67,30 +61,23 @@ class TCPConnector:
         self.force_close = force_close
         self.use_dns_cache = use_dns_cache
         self.keepalive_timeout: float | None = keepalive_timeout
-        self._local_host = local_addr[0] if local_addr else None
-        self._ssl_context = _ssl_context(ssl)
         self._resolver = Resolver(use_cache=use_dns_cache, ttl=ttl_dns_cache, family=family)
         self._pool = ConnectionPool(
-            self._new_connection,
             limit=limit,
             limit_per_host=limit_per_host,
             keepalive_timeout=keepalive_timeout,
             force_close=force_close,
         )
-
-    def _new_connection(self, key: Key, trace: RequestTrace) -> Connection:
-        scheme, host, port = key
-        return httpcore.AsyncHTTPConnection(
-            origin=httpcore.Origin(scheme, host, port),
-            ssl_context=self._ssl_context,
-            keepalive_expiry=self.keepalive_timeout,
-            local_address=self._local_host,
-            network_backend=Opener(self._resolver, trace, tls=scheme == b"https"),
+        self._engine = Engine(
+            pool=self._pool,
+            resolver=self._resolver,
+            ssl_context=_ssl_context(ssl),
+            local_host=local_addr[0] if local_addr else None,
         )
 
-    def transport(self) -> TracingTransport:
-        """An httpx transport over this connector's pool; closing it leaves the pool open."""
-        return TracingTransport(self._pool, owns_pool=False)
+    def transport(self) -> EngineTransport:
+        """An httpx transport over this connector's engine; closing it leaves the pool open."""
+        return EngineTransport(self._engine)
 
     def stats(self) -> PoolStats:
         """Connections in use, idle and waiting, in all and per origin (a compat extension)."""

@@ -1,7 +1,10 @@
-"""aiohttp's client exceptions, and the one place httpcore and httpx errors are mapped onto them.
+"""aiohttp's client exceptions, and the one place errors are mapped between them and httpx's.
 
-The transport speaks httpx (so a plain `httpx.AsyncClient` over it raises what httpx users
-expect); the session turns those into aiohttp's classes, whose names tracing libraries record.
+The engine raises aiohttp's classes (whose names tracing libraries record) with one internal
+addition, `BadHttpMessage`, which the session turns into aiohttp's `ClientResponseError`
+(status 400) once it knows the request. For a plain `httpx.AsyncClient` over the engine,
+`to_httpx_error` gives httpx's classes instead; `to_client_error` maps the other way what
+httpx-level code (a respx mock, say) raises.
 """
 
 from __future__ import annotations
@@ -219,8 +222,18 @@ class SocketTimeoutError(ServerTimeoutError):
     """`ClientTimeout.sock_read` expired."""
 
 
+class PoolTimeoutError(ConnectionTimeoutError):
+    """No connection slot became free in time (httpx's pool timeout). Internal."""
+
+
 class ClientPayloadError(ClientError):
     """The response body was broken: truncated, badly framed or badly encoded."""
+
+
+class BadHttpMessage(ClientError):
+    """The server's bytes are not a valid HTTP/1.1 response (a parse or framing error).
+
+    Internal: a session reports it as `ClientResponseError` with status 400, as aiohttp."""
 
 
 class InvalidURL(ClientError, ValueError):
@@ -292,20 +305,42 @@ _HTTPCORE_TO_HTTPX: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = 
 _HTTPCORE_ERRORS = tuple(core_class for core_class, _ in _HTTPCORE_TO_HTTPX)
 
 
-def to_httpx_error(exc: Exception, request: httpx.Request | None = None) -> Exception:
-    """The httpx exception for an httpcore one (the most specific class matching); others as is."""
-    if not isinstance(exc, _HTTPCORE_ERRORS):
+def to_httpx_error(exc: BaseException, request: httpx.Request | None = None) -> BaseException:
+    """The httpx exception an httpx user expects for `exc` (the engine's or httpcore's)."""
+    if isinstance(exc, _HTTPCORE_ERRORS):
+        mapped: type[httpx.HTTPError] | None = None
+        for core_class, httpx_class in _HTTPCORE_TO_HTTPX:
+            if isinstance(exc, core_class):
+                mapped = httpx_class
+        assert mapped is not None
+        error: httpx.HTTPError = mapped(str(exc))
+    elif isinstance(exc, ClientError):
+        error = _CLIENT_TO_HTTPX_CLASS(exc)(str(exc) or type(exc).__name__)
+    elif isinstance(exc, ValueError) and request is not None:
+        error = httpx.LocalProtocolError(str(exc))
+    else:
         return exc
-    mapped: type[httpx.HTTPError] | None = None
-    for core_class, httpx_class in _HTTPCORE_TO_HTTPX:
-        if isinstance(exc, core_class):
-            mapped = httpx_class
-    if mapped is None:
-        return exc
-    error = mapped(str(exc))
     if request is not None:
         error.request = request
     return error
+
+
+def _CLIENT_TO_HTTPX_CLASS(exc: ClientError) -> type[httpx.HTTPError]:
+    if isinstance(exc, PoolTimeoutError):
+        return httpx.PoolTimeout
+    if isinstance(exc, ConnectionTimeoutError):
+        return httpx.ConnectTimeout
+    if isinstance(exc, SocketTimeoutError):
+        return httpx.ReadTimeout
+    if isinstance(exc, ClientConnectorError):
+        return httpx.ConnectError
+    if isinstance(exc, (ServerDisconnectedError, BadHttpMessage, ClientPayloadError)):
+        return httpx.RemoteProtocolError
+    if isinstance(exc, ClientOSError):
+        return httpx.WriteError
+    if isinstance(exc, InvalidURL):
+        return httpx.InvalidURL  # type: ignore[return-value]
+    return httpx.TransportError
 
 
 # --- anything -> aiohttp's names (what the session raises) ---
@@ -347,9 +382,17 @@ def to_client_error(
     reading_body: bool = False,
 ) -> BaseException:
     """The aiohttp-named exception for `exc`; cancellation and compat's own errors pass through."""
+    if isinstance(exc, BadHttpMessage):
+        if reading_body:
+            return ClientPayloadError(f"Response payload is not completed: {exc}")
+        if request_info is not None:
+            return ClientResponseError(request_info, (), status=400, message=str(exc))
+        return exc
     if isinstance(exc, ClientError) or not isinstance(exc, Exception):
         return exc
-    exc = to_httpx_error(exc)
+    mapped = to_httpx_error(exc)
+    assert isinstance(mapped, Exception)
+    exc = mapped
     message = str(exc)
     if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
         return ConnectionTimeoutError(f"Connection timeout to host {key.host}:{key.port}")

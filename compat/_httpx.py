@@ -27,7 +27,8 @@ from ._exceptions import ConnectionKey
 from ._models import RequestInfo
 from ._response import ClientResponse, body_progress
 from ._tracing import RequestTrace, Tracer
-from ._transport import TRACE_EXTENSION
+from ._transport._connection import Exchange
+from ._transport._httpx import EXCHANGE_EXTENSION, TRACE_EXTENSION
 
 __all__ = ["TracedTransport", "traced_client"]
 
@@ -35,8 +36,28 @@ TRACE_REQUEST_CTX_EXTENSION = "trace_request_ctx"
 """Request extension whose value reaches each trace config's context factory."""
 
 
-def _ignore(_: httpx.Response) -> None:
+def _ignore(_: Exchange) -> None:
     """The response views given to handlers never own their response."""
+
+
+async def _no_body() -> AsyncIterator[bytes]:
+    return
+    yield
+
+
+def _exchange_of(response: httpx.Response, method: str, trace: RequestTrace) -> Exchange:
+    """The engine's exchange behind `response`, or a head-only stand-in (a mocked response)."""
+    exchange = response.extensions.get(EXCHANGE_EXTENSION)
+    if isinstance(exchange, Exchange):
+        return exchange
+    return Exchange.from_source(
+        method,
+        trace,
+        status=response.status_code,
+        reason=response.extensions.get("reason_phrase", b""),
+        raw_headers=list(response.headers.raw),
+        source=_no_body(),
+    )
 
 
 class TracedTransport(httpx.AsyncBaseTransport):
@@ -62,6 +83,8 @@ class TracedTransport(httpx.AsyncBaseTransport):
         trace = tracer.start(request.extensions.get(TRACE_REQUEST_CTX_EXTENSION))
         method = request.method
         url = URL(str(request.url), encoded=True)
+        if url.user is not None or url.password is not None:
+            url = url.with_user(None)  # credentials go in a header, never into params
         headers = CIMultiDict(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
         )
@@ -79,7 +102,7 @@ class TracedTransport(httpx.AsyncBaseTransport):
                 view = ClientResponse(
                     method,
                     url,
-                    response,
+                    _exchange_of(response, method, trace),
                     RequestInfo(url, method, CIMultiDictProxy(headers), url),
                     trace,
                     ConnectionKey(url.host or "", url.port, url.scheme == "https"),

@@ -1,24 +1,28 @@
-"""`ClientResponse`: aiohttp's response API over an httpx response.
+"""`ClientResponse`: aiohttp's response API over the engine's `Exchange`.
 
 Every way of reading the body (`read`, `text`, `json`, `content.read`, `iter_chunked`,
-`iter_any`, ...) goes through `_next_chunk`, the one place `on_response_chunk_received` fires:
-once per chunk as it arrives, so the chunks add up to the body on every read path.
+`iter_any`, ...) goes through `_BodyStream.next_chunk`, the one place
+`on_response_chunk_received` fires: once per piece handed out, as the body arrives, so the
+pieces add up to the body on every read path. A piece is at most what the caller asked for
+(64 KiB when it did not say), decoded incrementally: a compression bomb never inflates in
+one go.
 """
 
 from __future__ import annotations
 
 import json as json_module
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
 from ._exceptions import (
+    ClientConnectionError,
+    ClientPayloadError,
     ClientResponseError,
     ConnectionKey,
     ContentTypeError,
@@ -28,11 +32,39 @@ from ._exceptions import (
 from ._models import RequestInfo
 from ._params import ResponseBodyCompleteParams, TraceResponseChunkReceivedParams
 from ._tracing import RequestTrace
+from ._transport._connection import Exchange
+from ._transport._decoders import ContentDecoder, DecodeError, make_decoder
 
 if TYPE_CHECKING:
     from types import TracebackType
 
 __all__ = ["ClientResponse", "StreamReader"]
+
+_PIECE = 65536
+"""The largest piece of body handed out (and signalled) when the caller names no size."""
+
+# Names aiohttp gives in their canonical spelling whatever the wire's case; others keep it.
+_CANONICAL = {
+    name.lower(): istr(name)
+    for name in (
+        "Accept-Ranges", "Age", "Allow", "Cache-Control", "Connection", "Content-Disposition",
+        "Content-Encoding", "Content-Language", "Content-Length", "Content-Location",
+        "Content-Range", "Content-Type", "Date", "ETag", "Expires", "Keep-Alive",
+        "Last-Modified", "Link", "Location", "Pragma", "Proxy-Authenticate", "Retry-After",
+        "Server", "Set-Cookie", "Strict-Transport-Security", "Trailer", "Transfer-Encoding",
+        "Upgrade", "Vary", "Via", "WWW-Authenticate", "X-Content-Type-Options",
+        "X-Frame-Options",
+    )
+}  # fmt: skip
+
+
+def _decode_headers(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    add = headers.add
+    for name, value in raw:
+        text = name.decode("utf-8", "surrogateescape")
+        add(_CANONICAL.get(text.lower(), text), value.decode("utf-8", "surrogateescape"))
+    return headers
 
 
 def _parse_content_type(value: str | None) -> tuple[str, dict[str, str]]:
@@ -56,23 +88,30 @@ class ClientResponse:
         self,
         method: str,
         url: URL,
-        raw: httpx.Response,
+        exchange: Exchange,
         request_info: RequestInfo,
         trace: RequestTrace,
         key: ConnectionKey,
         deadline: float,
-        on_release: Callable[[httpx.Response], None],
+        on_release: Callable[[Exchange], None],
+        *,
+        decompress: bool = True,
     ) -> None:
         self.method = method
         self.url = url
         self.real_url = url
-        self.status = raw.status_code
-        self.reason: str = raw.reason_phrase
-        self.version = raw.http_version
+        self.status = exchange.status
+        self.reason: str = exchange.reason.decode("utf-8", "surrogateescape")
+        self.version = f"HTTP/{exchange.version}"
         self.request_info = request_info
         self.history: tuple[ClientResponse, ...] = ()
-        self._raw = raw
-        self._stream = _BodyStream(self, raw, trace, key, deadline)
+        self._exchange = exchange
+        decoder = None
+        if decompress:
+            encoding = exchange.header(b"content-encoding")
+            if encoding is not None:
+                decoder = make_decoder(encoding.decode("latin-1"))
+        self._stream = _BodyStream(self, exchange, decoder, trace, key, deadline)
         self.content = StreamReader(self._stream)
         self._on_release = on_release
         self._body: bytes | None = None
@@ -81,11 +120,11 @@ class ClientResponse:
 
     @cached_property
     def headers(self) -> CIMultiDictProxy[str]:
-        return CIMultiDictProxy(CIMultiDict(self._raw.headers.multi_items()))
+        return CIMultiDictProxy(_decode_headers(self._exchange.raw_headers))
 
     @property
     def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
-        return tuple(self._raw.headers.raw)
+        return tuple(self._exchange.raw_headers)
 
     @property
     def ok(self) -> bool:
@@ -93,7 +132,8 @@ class ClientResponse:
 
     @cached_property
     def _content_type(self) -> tuple[str, dict[str, str]]:
-        return _parse_content_type(self._raw.headers.get("content-type"))
+        value = self._exchange.header(b"content-type")
+        return _parse_content_type(None if value is None else value.decode("latin-1"))
 
     @property
     def content_type(self) -> str:
@@ -105,13 +145,13 @@ class ClientResponse:
 
     @property
     def content_length(self) -> int | None:
-        value = self._raw.headers.get("content-length")
+        value = self._exchange.header(b"content-length")
         return int(value) if value and value.isdigit() else None
 
     @property
     def connection(self) -> _ConnectionInfo | None:
         """The connection's socket details, aiohttp-style: `.transport.get_extra_info(...)`."""
-        stream = self._raw.extensions.get("network_stream")
+        stream = self._exchange.stream
         return None if stream is None else _ConnectionInfo(stream)
 
     @property
@@ -174,27 +214,26 @@ class ClientResponse:
     def release(self) -> _Release:
         """Give the connection back. Await it to do so now; called bare (aiohttp style), the
         session does it before its next request, or at its close."""
-        stream = self._stream
-        if not stream.released:
-            stream.released = True
-            self._on_release(self._raw)
-        return _Release(stream)
+        self._stream.close()
+        return _Release()
 
     def __del__(self) -> None:
-        # Dropped unreleased: the session gives its connection back before its next request.
+        # Dropped unreleased: the session closes what is left before its next request (not
+        # here: a garbage collection may run in the middle of the pool's own bookkeeping).
         stream = self.__dict__.get("_stream")
         if stream is not None and not stream.released:
-            self._on_release(self._raw)
+            stream.released = True
+            self._on_release(self._exchange)
 
     def close(self) -> None:
         """aiohttp's synchronous close; the connection is closed or reused as `release` does."""
         self.release()
 
     async def _aclose(self) -> None:
-        await self._stream.aclose()
+        self._stream.close()
 
     async def wait_for_close(self) -> None:
-        await self._stream.aclose()
+        self._stream.close()
 
     async def __aenter__(self) -> ClientResponse:
         return self
@@ -231,13 +270,14 @@ async def body_progress(
 
 class _BodyStream:
     """The body as it arrives, for the response and its `content`; it holds no reference to
-    the response, so a response dropped unread is freed at once and its connection returned."""
+    the response, so a response dropped unread is freed at once."""
 
     __slots__ = (
-        "_chunks",
         "_deadline",
+        "_decoder",
+        "_exchange",
+        "_finished_input",
         "_key",
-        "_raw",
         "_trace",
         "eof",
         "method",
@@ -250,7 +290,8 @@ class _BodyStream:
     def __init__(
         self,
         response: ClientResponse,
-        raw: httpx.Response,
+        exchange: Exchange,
+        decoder: ContentDecoder | None,
         trace: RequestTrace,
         key: ConnectionKey,
         deadline: float,
@@ -258,28 +299,29 @@ class _BodyStream:
         self.method = response.method
         self.url = response.url
         self.request_info = response.request_info
-        self._raw = raw
+        self._exchange = exchange
+        self._decoder = decoder
+        self._finished_input = False
         self._trace = trace
         self._key = key
         self._deadline = deadline
-        self._chunks: AsyncIterator[bytes] | None = None
         self.received = 0
         self.eof = False
         self.released = False
 
-    async def next_chunk(self) -> bytes:
-        """The next piece of the body, b"" at its end; fires the chunk and body signals."""
+    async def next_chunk(self, max_bytes: int = _PIECE) -> bytes:
+        """At most `max_bytes` of the body, b"" at its end; fires the chunk and body signals."""
         if self.eof:
             return b""
         if self.released:
-            raise to_client_error(httpx.StreamClosed(), self._key)
-        chunks = self._chunks
-        if chunks is None:
-            chunks = self._chunks = self._raw.aiter_bytes()
+            raise ClientConnectionError("Connection closed: the response was released")
         try:
-            chunk = await anext(chunks, b"")
+            if self._decoder is None:
+                chunk = await self._exchange.read(max_bytes)
+            else:
+                chunk = await self._decoded(self._decoder, max_bytes)
         except BaseException as exc:
-            await self.aclose()
+            self.close()
             error = to_client_error(exc, self._key, self.request_info, reading_body=True)
             if error is exc:
                 raise
@@ -288,13 +330,29 @@ class _BodyStream:
             self.received += len(chunk)
         else:
             self.eof = True
-            self.released = True  # httpx closed the stream: the connection is back in the pool
+            self.released = True
         try:
             await body_progress(self._trace, self.method, self.url, chunk, self.received)
         except BaseException:
-            await self.aclose()  # a raising handler: the connection goes back all the same
+            self.close()  # a raising handler: the connection goes back all the same
             raise
         return chunk
+
+    async def _decoded(self, decoder: ContentDecoder, max_bytes: int) -> bytes:
+        read = self._exchange.read
+        while True:
+            try:
+                chunk = decoder.read(max_bytes)
+                if chunk or self._finished_input:
+                    return chunk
+                data = await read(_PIECE)
+                if data:
+                    decoder.feed(data)
+                else:
+                    self._finished_input = True
+                    decoder.finish()
+            except DecodeError as exc:
+                raise ClientPayloadError(f"Cannot decode the response body: {exc}") from exc
 
     async def within_deadline(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
         """Run a read under `ClientTimeout.total`: one cancel scope per read call."""
@@ -302,34 +360,25 @@ class _BodyStream:
             return await read()
         with anyio.CancelScope(deadline=self._deadline):
             return await read()
-        await self.aclose()
+        self.close()
         raise TotalTimeoutError("Timeout reading the response body (ClientTimeout.total)")
 
-    async def aclose(self) -> None:
+    def close(self) -> None:
+        """Done with the body: an unfinished one closes its connection (none is left open)."""
         if self.eof:
             return
         self.released = True
-        with anyio.CancelScope(shield=True):
-            chunks = self._chunks
-            if chunks is not None and hasattr(chunks, "aclose"):
-                await chunks.aclose()
-            await self._raw.aclose()
+        self._exchange.close()
 
 
 class _Release:
-    """What `release()` returns: awaiting it releases now; not awaiting it warns nothing."""
+    """What `release()` returns: it has already released; awaiting it is allowed (aiohttp)."""
 
-    __slots__ = ("_stream",)
-
-    def __init__(self, stream: _BodyStream) -> None:
-        self._stream = stream
+    __slots__ = ()
 
     def __await__(self) -> Generator[Any, None, None]:
-        return self._stream.aclose().__await__()
-
-
-_EXTRA_INFO_NAMES = {"peername": "server_addr", "sockname": "client_addr"}
-"""asyncio transport names -> httpcore stream names."""
+        return
+        yield
 
 
 class _Transport:
@@ -339,8 +388,7 @@ class _Transport:
         self._stream = stream
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        value = self._stream.get_extra_info(_EXTRA_INFO_NAMES.get(name, name))
-        return default if value is None else value
+        return self._stream.get_extra_info(name, default)
 
 
 class _ConnectionInfo:
@@ -362,8 +410,8 @@ class StreamReader:
     def at_eof(self) -> bool:
         return self._stream.eof and not self._buffer
 
-    async def _fill(self) -> bool:
-        chunk = await self._stream.next_chunk()
+    async def _fill(self, max_bytes: int = _PIECE) -> bool:
+        chunk = await self._stream.next_chunk(max_bytes)
         self._buffer += chunk
         return bool(chunk)
 
@@ -391,7 +439,7 @@ class StreamReader:
                 pass
             return self._take(len(self._buffer))
         if not self._buffer:
-            await self._fill()
+            return await self._stream.next_chunk(n)
         return self._take(n)
 
     async def _readany(self) -> bytes:
@@ -425,7 +473,7 @@ class StreamReader:
 
     def _read_up_to(self, n: int) -> Callable[[], Awaitable[bytes]]:
         async def read_up_to() -> bytes:
-            while len(self._buffer) < n and await self._fill():
+            while len(self._buffer) < n and await self._fill(n - len(self._buffer)):
                 pass
             return self._take(n)
 

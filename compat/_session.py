@@ -1,20 +1,25 @@
-"""`ClientSession`: aiohttp's session API driving an `httpx.AsyncClient`, with the request signals.
+"""`ClientSession`: aiohttp's session API over the engine, with the request signals.
 
-The session follows redirects itself (httpx's own following is off) so that it sees every hop,
-and sends all request-level signals from the caller's own task: OpenTelemetry attaches a
-context in `on_request_start` and detaches it in `on_request_end`, which only works there.
+The session builds each hop's wire head itself and hands it to the connector's engine: no
+httpx object is made on its path. It follows redirects itself and sends all request-level
+signals from the caller's own task: OpenTelemetry attaches a context in `on_request_start`
+and detaches it in `on_request_end`, which only works there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.cookiejar
+import http.cookies
+import json as json_module
 import math
 import re
 import sys
+import urllib.request
 import warnings
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator, Iterable
+from email.message import Message
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
 import httpx
@@ -40,7 +45,9 @@ from ._models import DEFAULT_TIMEOUT, BasicAuth, ClientTimeout, RequestInfo
 from ._params import TraceRequestRedirectParams
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
-from ._transport import CONNECT_BUDGET_EXTENSION, RESPONSE_EXTENSION, TRACE_EXTENSION
+from ._transport._connection import Exchange, request_head
+from ._transport._decoders import ACCEPT_ENCODING
+from ._transport._mocked import MockedSender, mocked
 
 __all__ = ["ClientSession"]
 
@@ -48,14 +55,14 @@ _UNSET: Any = object()
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_REDIRECT_BODY_DRAIN = 64 * 1024  # read a redirect's body up to this size to keep the connection
-_USER_AGENT = f"Python/{sys.version_info[0]}.{sys.version_info[1]} httpx/{httpx.__version__} compat"
+_USER_AGENT = f"Python/{sys.version_info[0]}.{sys.version_info[1]} compat"
 _DEFAULT_HEADERS = (
     ("Accept", "*/*"),
-    ("Accept-Encoding", "gzip, deflate"),
+    ("Accept-Encoding", ACCEPT_ENCODING),
     ("User-Agent", _USER_AGENT),
 )
-_URL_CACHE_SIZE = 512
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_COOKIE_QUOTER = http.cookies.SimpleCookie()
 
 Data = bytes | bytearray | str | dict[str, Any] | Iterable[tuple[str, Any]] | AsyncIterable[bytes]
 RaiseForStatus = bool | Callable[[ClientResponse], Awaitable[None]]
@@ -95,18 +102,12 @@ class ClientSession:
         self._timeout = timeout or ClientTimeout()
         self._raise_for_status = raise_for_status
         self._tracer = Tracer(self, tuple(trace_configs or ()))
-        self._cookie_jar = _CookieJar()
-        self._client = httpx.AsyncClient(
-            transport=self._connector.transport(),
-            cookies=self._cookie_jar,
-            follow_redirects=False,
-            trust_env=False,
-            timeout=None,
-        )
-        if cookies:
-            self._client.cookies.update(cookies)
-        self._to_release: list[httpx.Response] = []
-        self._httpx_urls: dict[URL, httpx.URL] = {}
+        self._cookies = httpx.Cookies()
+        for name, value in (cookies or {}).items():
+            # Quoted as aiohttp's jar does: a value never splits into two cookies on the wire.
+            self._cookies.set(name, _COOKIE_QUOTER.value_encode(str(value))[1])
+        self._to_release: list[Exchange] = []
+        self._mocked: MockedSender | None = None
         self._closed = False
 
     # --- public surface ---
@@ -133,12 +134,7 @@ class ClientSession:
 
     @property
     def cookie_jar(self) -> httpx.Cookies:
-        return self._client.cookies
-
-    @property
-    def http_client(self) -> httpx.AsyncClient:
-        """The httpx client underneath (its event hooks and cookies are live)."""
-        return self._client
+        return self._cookies
 
     def request(self, method: str, url: str | URL, **kwargs: Any) -> _RequestContextManager:
         return _RequestContextManager(self._request(method, url, **kwargs))
@@ -169,7 +165,9 @@ class ClientSession:
         if self._closed:
             return
         self._closed = True
-        await self._release_pending()
+        self._release_pending()
+        if self._mocked is not None:
+            await self._mocked.aclose()
         if self._connector_owner:
             await self._connector.close()
 
@@ -187,24 +185,13 @@ class ClientSession:
 
     # --- the request ---
 
-    def _defer_release(self, raw: httpx.Response) -> None:
-        """A response released without await, or dropped: closed before the next request."""
-        self._to_release.append(raw)
+    def _defer_release(self, exchange: Exchange) -> None:
+        """A response dropped unreleased: closed before the next request."""
+        self._to_release.append(exchange)
 
-    async def _release_pending(self) -> None:
-        with anyio.CancelScope(shield=True):
-            while self._to_release:
-                await self._to_release.pop().aclose()
-
-    def _httpx_url(self, url: URL) -> httpx.URL:
-        """httpx parses URLs in pure Python; a session mostly asks for the same ones again."""
-        cache = self._httpx_urls
-        parsed = cache.get(url)
-        if parsed is None:
-            if len(cache) >= _URL_CACHE_SIZE:
-                cache.clear()
-            parsed = cache[url] = httpx.URL(str(url))
-        return parsed
+    def _release_pending(self) -> None:
+        while self._to_release:
+            self._to_release.pop().close()
 
     def _build_url(self, str_or_url: str | URL) -> URL:
         if not isinstance(str_or_url, (str, URL)):
@@ -236,7 +223,7 @@ class ClientSession:
         if self._closed:
             raise RuntimeError("Session is closed")
         if self._to_release:
-            await self._release_pending()
+            self._release_pending()
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, not {type(method).__name__}")
         if data is not None and json is not _UNSET:
@@ -279,18 +266,26 @@ class ClientSession:
                     raise ValueError(f"Method cannot contain non-token characters: {method!r}")
                 if not url.host:
                     raise InvalidUrlClientError(url, "no host")
-                body = _body(data, json)
+                body, content_type = _body(data, json)
                 auth = auth or self._auth
                 retry = method in _IDEMPOTENT  # once, on a dropped connection, as aiohttp
                 while True:
                     try:
                         response = await self._send(
-                            method, url, headers_md, body, auth, trace, timeout, deadline
+                            method,
+                            url,
+                            headers_md,
+                            body,
+                            content_type,
+                            auth,
+                            trace,
+                            timeout,
+                            deadline,
                         )
                     except ClientConnectorError:
                         raise
                     except (ClientOSError, ServerDisconnectedError):
-                        if not retry or isinstance(body.get("content"), AsyncIterable):
+                        if not retry or isinstance(body, AsyncIterable):
                             raise
                         retry = False
                         continue
@@ -304,7 +299,7 @@ class ClientSession:
                         )
                     history.append(response)
                     if max_redirects and len(history) >= max_redirects:
-                        await _drain(response)
+                        response.release()
                         raise TooManyRedirects(
                             history[0].request_info,
                             tuple(history),
@@ -315,19 +310,22 @@ class ClientSession:
                     if (response.status == 303 and method != "HEAD") or (
                         response.status in (301, 302) and method == "POST"
                     ):
-                        method, body = "GET", {}
+                        method, body, content_type = "GET", None, None
                         headers_md.popall("Content-Length", None)
-                    elif isinstance(body.get("content"), AsyncIterable):
+                    elif isinstance(body, AsyncIterable):
                         raise ClientPayloadError(
                             "Cannot follow redirect with a consumed request body. "
                             "Use bytes or set allow_redirects=False."
                         )
-                    await _drain(response)
+                    response.release()  # a redirect's body is never decoded, only dropped
                     next_url = _redirect_target(url, location)
                     if next_url.origin() != url.origin():
                         auth = None
                         for name in ("Authorization", "Cookie", "Proxy-Authorization"):
                             headers_md.popall(name, None)
+                    redirect_auth = BasicAuth.from_url(next_url)
+                    if redirect_auth is not None:  # as in the start URL: a header, never shown
+                        auth, next_url = redirect_auth, next_url.with_user(None)
                     url = next_url
             if scope.cancelled_caught:
                 raise TotalTimeoutError(f"Request timed out after {timeout.total}s: {method} {url}")
@@ -356,102 +354,115 @@ class ClientSession:
         method: str,
         url: URL,
         headers_md: CIMultiDict[str],
-        body: dict[str, Any],
+        body: bytes | AsyncIterable[bytes] | None,
+        content_type: str | None,
         auth: BasicAuth | None,
         trace: RequestTrace,
         timeout: ClientTimeout,
         deadline: float,
     ) -> ClientResponse:
-        """One hop: the wire headers, the httpx request, the response head."""
-        items = list(headers_md.items())
+        """One hop: the wire headers, the engine's exchange, the response head."""
+        items = [("Host", url.host_port_subcomponent or "")] if "Host" not in headers_md else []
+        items.extend(headers_md.items())
         for name, value in _DEFAULT_HEADERS:
             if name not in headers_md:
                 items.append((name, value))
         if auth is not None and "Authorization" not in headers_md:
             items.append(("Authorization", auth.encode()))
-        content_type = body.get("content_type")
-        if content_type is not None:
-            body = {k: v for k, v in body.items() if k != "content_type"}
-            if "Content-Type" not in headers_md:
-                items.append(("Content-Type", content_type))
-        extensions: dict[str, Any] = {
-            TRACE_EXTENSION: trace,
-            "timeout": {
-                "connect": timeout.sock_connect,
-                "read": timeout.sock_read,
-                "write": None,
-                "pool": None,
-            },
-        }
-        if timeout.connect is not None:
-            extensions[CONNECT_BUDGET_EXTENSION] = timeout.connect
-        request = httpx.Request(
-            method, self._httpx_url(url), headers=items, extensions=extensions, **body
-        )
-        if self._cookie_jar:
-            self._client.cookies.set_cookie_header(request)
-        wire = CIMultiDict(
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
-        )
+        if content_type is not None and "Content-Type" not in headers_md:
+            items.append(("Content-Type", content_type))
+        if "Content-Length" in headers_md:
+            if isinstance(body, bytes) and headers_md["Content-Length"] != str(len(body)):
+                raise ClientPayloadError(
+                    f"Content-Length {headers_md['Content-Length']!r} does not match the "
+                    f"{len(body)} bytes of the request body"
+                )
+        elif isinstance(body, bytes):
+            items.append(("Content-Length", str(len(body))))
+        elif body is not None:
+            if "Transfer-Encoding" not in headers_md:
+                items.append(("Transfer-Encoding", "chunked"))
+        elif method in _BODY_METHODS:
+            items.append(("Content-Length", "0"))
+        if len(self._cookies.jar) and "Cookie" not in headers_md:
+            cookie = _cookie_header(self._cookies.jar, url)
+            if cookie is not None:
+                items.append(("Cookie", cookie))
+        head = request_head(method, url.raw_path_qs or "/", items)
+        wire = CIMultiDict(items)
         trace.method, trace.url, trace.headers = method, url, wire
-        key = _key(url)
         request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
+        key = _key(url)
         try:
-            raw = await self._client.send(request, stream=True)
-        except httpx.RemoteProtocolError as exc:
-            # httpx parses a redirect's Location even when not following it, and drops the
-            # response if it cannot; keep it, so the redirect is traced as aiohttp does.
-            recovered = request.extensions.get(RESPONSE_EXTENSION)
-            if not isinstance(recovered, httpx.Response) or "location" not in recovered.headers:
-                raise to_client_error(exc, key, request_info) from exc
-            raw = recovered
+            if mocked():
+                if self._mocked is None:
+                    self._mocked = MockedSender(self._connector.transport())
+                exchange = await self._mocked.send(method, url, items, body, trace)
+            else:
+                exchange = await self._connector._engine.send(
+                    (url.scheme, url.raw_host or "", url.port or 0),
+                    method,
+                    head,
+                    body,
+                    trace,
+                    read_timeout=timeout.sock_read,
+                    connect_timeout=timeout.sock_connect,
+                    connect_budget=timeout.connect,
+                )
         except Exception as exc:
             error = to_client_error(exc, key, request_info)
             if error is exc:
                 raise
             raise error from exc
-        response = ClientResponse(
-            method, url, raw, request_info, trace, key, deadline, self._defer_release
+        if exchange.header(b"set-cookie") is not None:
+            _extract_cookies(self._cookies.jar, url, exchange)
+        return ClientResponse(
+            method, url, exchange, request_info, trace, key, deadline, self._defer_release
         )
-        return response
 
 
-class _CookieJar(http.cookiejar.CookieJar):
-    """httpx parses every response for cookies; most responses set none, so look first."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        raw = getattr(response, "response", None)  # httpx's adapter keeps the httpx response
-        if isinstance(raw, httpx.Response) and "set-cookie" not in raw.headers:
-            return
-        super().extract_cookies(response, request)
+def _cookie_header(jar: http.cookiejar.CookieJar, url: URL) -> str | None:
+    request = urllib.request.Request(str(url))
+    jar.add_cookie_header(request)
+    return request.get_header("Cookie")
 
 
-def _body(data: Data | None, json: Any) -> dict[str, Any]:
-    """httpx.Request keyword arguments for aiohttp's `data=` / `json=`."""
+class _HeadersView:
+    """What `http.cookiejar` asks of a response: its headers as an email `Message`."""
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._message = Message()
+        for name, value in raw:
+            self._message[name.decode("latin-1")] = value.decode("latin-1")
+
+    def info(self) -> Message:
+        return self._message
+
+
+def _extract_cookies(jar: http.cookiejar.CookieJar, url: URL, exchange: Exchange) -> None:
+    jar.extract_cookies(
+        _HeadersView(exchange.raw_headers),  # type: ignore[arg-type]
+        urllib.request.Request(str(url)),
+    )
+
+
+def _body(data: Data | None, json: Any) -> tuple[bytes | AsyncIterable[bytes] | None, str | None]:
+    """The request body and its Content-Type for aiohttp's `data=` / `json=`."""
     if json is not _UNSET:
-        return {"json": json}
+        return json_module.dumps(json).encode(), "application/json"
     if data is None:
-        return {}
+        return None, None
     if isinstance(data, (bytes, bytearray)):
-        return {"content": bytes(data)}
+        return bytes(data), "application/octet-stream"
     if isinstance(data, str):
-        return {"content": data.encode(), "content_type": "text/plain; charset=utf-8"}
+        return data.encode(), "text/plain; charset=utf-8"
     if isinstance(data, dict):
-        return {"data": data}
+        return urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
     if isinstance(data, AsyncIterable):
-        return {"content": data}
+        return data, "application/octet-stream"
     if isinstance(data, Iterable):
-        return {"data": dict(data)}
+        return urlencode(list(data), doseq=True).encode(), "application/x-www-form-urlencoded"
     raise TypeError(f"Unsupported data type: {type(data).__name__}")
-
-
-async def _drain(response: ClientResponse) -> None:
-    """Read a small redirect body so its connection can be reused; close a large one."""
-    length = response.content_length
-    if length is not None and length <= _REDIRECT_BODY_DRAIN and not response._raw.is_closed:
-        with contextlib.suppress(httpx.HTTPError, httpx.StreamError):
-            await response._raw.aread()
-    await response._aclose()
 
 
 def _redirect_target(url: URL, location: str) -> URL:

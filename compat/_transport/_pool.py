@@ -1,41 +1,42 @@
-"""The connection pool: limits, queueing, keep-alive reuse, over httpcore's connections.
+"""The connection pool: limits, queueing, keep-alive reuse and idle expiry.
 
 A request first takes a *slot* (at most `limit` in use in all, `limit_per_host` per host; 0 is
 no limit), queueing if none is free (queued start/end), then an idle connection of its host
-(reuseconn) or a new, not yet opened one (whose opening fires create start/end in
-`_network`). A freed slot is handed straight to a waiter, so the limits are exact and no
-waiter is overtaken by a newcomer. Every operation is O(1) in connections and waiters:
-cancelled waiters are dropped lazily, and hosts waiting only for a global slot take turns.
+(reuseconn), or none, and the engine opens one (create start/end, in `_opener`). A freed slot
+is handed straight to a waiter, so the limits are exact and no waiter is overtaken by a
+newcomer. Every operation is O(1) in connections and waiters: cancelled waiters are dropped
+lazily, and hosts waiting only for a global slot take turns.
+
+Giving a connection back is synchronous: the asyncio stream does it from `data_received`, the
+moment a response has fully arrived. Idle connections past `keepalive_timeout` are closed on
+any pool activity, whichever host it is for, oldest first.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic
 
 import anyio
-import httpcore
 
-from ._params import (
+from .._exceptions import ClientConnectionError, PoolTimeoutError
+from .._params import (
     TraceConnectionQueuedEndParams,
     TraceConnectionQueuedStartParams,
     TraceConnectionReuseconnParams,
 )
-from ._tracing import RequestTrace
+from .._tracing import RequestTrace
+from ._connection import HTTP11Connection as Connection
 
 __all__ = ["ConnectionPool", "HostStats", "Key", "PoolStats"]
 
-Key = tuple[bytes, bytes, int]
+Key = tuple[str, str, int]
 """(scheme, host, port) of an origin."""
 
 _QUEUED_START = TraceConnectionQueuedStartParams()
 _QUEUED_END = TraceConnectionQueuedEndParams()
 _REUSECONN = TraceConnectionReuseconnParams()
-
-Connection = httpcore.AsyncHTTPConnection
-NewConnection = Callable[[Key, RequestTrace], Connection]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ class _Host:
     def __init__(self, key: Key) -> None:
         self.key = key
         # Reused from the right (freshest first); the oldest, at the left, expire first.
-        self.idle: deque[tuple[Connection, float]] = deque()
+        self.idle: deque[Connection] = deque()
         self.in_use = 0
         self.waiters: deque[_Waiter] = deque()
         self.in_global_queue = False
@@ -92,20 +93,20 @@ class _Host:
 class ConnectionPool:
     def __init__(
         self,
-        new_connection: NewConnection,
         *,
         limit: int,
         limit_per_host: int,
         keepalive_timeout: float | None,
         force_close: bool,
     ) -> None:
-        self._new_connection = new_connection
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._keepalive_timeout = keepalive_timeout
         self._force_close = force_close
         self._hosts: dict[Key, _Host] = {}
         self._global_queue: deque[_Host] = deque()
+        # Every connection made idle, in order, with the time it was: expiry reads the left.
+        self._idle_order: deque[tuple[Connection, float]] = deque()
         self._in_use = 0
         self._max_in_use = 0
         self._closed = False
@@ -156,7 +157,7 @@ class ConnectionPool:
         if not host.in_use and not host.idle and not host.waiters:
             self._hosts.pop(host.key, None)
 
-    async def _wait(self, host: _Host, trace: RequestTrace) -> None:
+    async def _wait(self, host: _Host, trace: RequestTrace, timeout: float | None) -> None:
         waiter = _Waiter()
         host.waiters.append(waiter)
         if not host.in_global_queue and (
@@ -168,7 +169,13 @@ class ConnectionPool:
         try:
             if plan.on_connection_queued_start:
                 await trace.send(plan.on_connection_queued_start, _QUEUED_START)
-            await waiter.event.wait()
+            if timeout is None:
+                await waiter.event.wait()
+            else:
+                with anyio.move_on_after(timeout):
+                    await waiter.event.wait()
+                if not waiter.granted:
+                    raise PoolTimeoutError(f"Timed out waiting {timeout}s for a connection slot")
             if plan.on_connection_queued_end:
                 await trace.send(plan.on_connection_queued_end, _QUEUED_END)
         except BaseException:
@@ -180,82 +187,96 @@ class ConnectionPool:
 
     # --- connections ---
 
-    async def acquire(self, key: Key, trace: RequestTrace) -> Connection:
-        """A connection for `key`, counted in use until `release` or `discard`."""
+    async def acquire(
+        self, key: Key, trace: RequestTrace, wait_timeout: float | None = None
+    ) -> Connection | None:
+        """A slot for `key` and an idle connection, or None: the caller opens one.
+
+        The slot counts as in use until `release` (or `discard`) gives it back. `wait_timeout`
+        bounds the wait in the queue only (httpx's pool timeout), not the handlers' time."""
         if self._closed:
-            raise httpcore.ConnectError("Connector is closed.")
+            raise ClientConnectionError("Connector is closed.")
+        if self._idle_order:
+            self._expire(monotonic())
         host = self._hosts.get(key)
         if host is None:
             host = self._hosts[key] = _Host(key)
         if self._may_take(host):
             self._take(host)
         else:
-            await self._wait(host, trace)
-        try:
-            conn = await self._take_idle(host)
-            if conn is None:
-                return self._new_connection(key, trace)
+            await self._wait(host, trace, wait_timeout)
+        conn = self._take_idle(host)
+        if conn is not None:
             try:
                 plan = trace.plan
                 if plan.on_connection_reuseconn:
                     await trace.send(plan.on_connection_reuseconn, _REUSECONN)
             except BaseException:
-                host.idle.append((conn, monotonic()))
+                self.release(conn)
                 raise
-            return conn
-        except BaseException:
-            self._free(host)
-            raise
+        return conn
 
-    async def _take_idle(self, host: _Host) -> Connection | None:
-        idle = host.idle
-        while idle:
-            conn, since = idle.pop()
-            if (
-                self._keepalive_timeout is None or monotonic() - since <= self._keepalive_timeout
-            ) and not conn.has_expired():
-                return conn
-            with anyio.CancelScope(shield=True):
-                await conn.aclose()
-        return None
-
-    async def release(self, key: Key, conn: Connection) -> None:
-        """Back to the pool when it can carry another request, else closed."""
-        host = self._hosts[key]
-        if not self._closed and not self._force_close and conn.is_idle():
-            now = monotonic()
-            host.idle.append((conn, now))
-            self._free(host)
-            await self._close_oldest_if_expired(host, now)
-            return
-        self._free(host)
-        with anyio.CancelScope(shield=True):
-            await conn.aclose()
-
-    async def _close_oldest_if_expired(self, host: _Host, now: float) -> None:
-        """One expired idle connection closed per release: after a burst, the connections it
-        opened do not stay open (and half-closed by the server) for the life of the pool."""
+    def _take_idle(self, host: _Host) -> Connection | None:
         idle = host.idle
         timeout = self._keepalive_timeout
-        if timeout is not None and len(idle) > 1 and now - idle[0][1] > timeout:
-            conn, _ = idle.popleft()
-            with anyio.CancelScope(shield=True):
-                await conn.aclose()
+        now = monotonic() if idle and timeout is not None else 0.0
+        while idle:
+            conn = idle.pop()
+            since, conn.idle_since = conn.idle_since, 0.0
+            if (timeout is None or now - since <= timeout) and conn.idle_ok():
+                return conn
+            conn.close()
+        return None
 
-    async def discard(self, key: Key, conn: Connection) -> None:
-        """Close a connection whose request failed, and free its slot."""
+    def release(self, conn: Connection) -> None:
+        """A connection is done with a request: idle if it can carry another, else closed."""
+        host = self._hosts[conn.key]
+        if not self._closed and not self._force_close and conn.reusable:
+            now = monotonic()
+            conn.idle_since = now
+            host.idle.append(conn)
+            if self._keepalive_timeout is not None:
+                self._idle_order.append((conn, now))
+            self._free(host)
+            self._expire(now)
+            return
+        conn.close()
+        self._free(host)
+
+    def discard(self, key: Key, conn: Connection | None) -> None:
+        """Free the slot of a request whose connection failed (or was never opened)."""
+        if conn is not None:
+            conn.close()
         self._free(self._hosts[key])
-        with anyio.CancelScope(shield=True):
-            await conn.aclose()
+
+    def _expire(self, now: float) -> None:
+        """Close idle connections past `keepalive_timeout`, whatever their host: O(expired)."""
+        order = self._idle_order
+        deadline = now - self._keepalive_timeout  # type: ignore[operator]
+        while order and order[0][1] < deadline:
+            conn, since = order.popleft()
+            if conn.idle_since != since:
+                continue  # taken since, and maybe idle again (listed again then)
+            host = self._hosts.get(conn.key)
+            if host is not None:
+                host.idle.remove(conn)
+                conn.idle_since = 0.0
+                conn.close()
+                self._forget_if_unused(host)
+
+    def expire_idle(self) -> None:
+        """Close expired idle connections now (any pool activity also does it)."""
+        if self._keepalive_timeout is not None:
+            self._expire(monotonic())
 
     async def aclose(self) -> None:
         """Close the idle connections; those in use close when released."""
         self._closed = True
+        self._idle_order.clear()
         for host in list(self._hosts.values()):
             idle, host.idle = host.idle, deque()
-            for conn, _ in idle:
-                with anyio.CancelScope(shield=True):
-                    await conn.aclose()
+            for conn in idle:
+                conn.close()
             self._forget_if_unused(host)
 
     @property
@@ -264,7 +285,7 @@ class ConnectionPool:
 
     def stats(self) -> PoolStats:
         hosts = {
-            f"{h.key[0].decode()}://{h.key[1].decode()}:{h.key[2]}": HostStats(
+            f"{h.key[0]}://{h.key[1]}:{h.key[2]}": HostStats(
                 in_use=h.in_use,
                 idle=len(h.idle),
                 waiting=sum(not w.cancelled for w in h.waiters),

@@ -14,13 +14,13 @@ from time import monotonic
 
 import anyio
 
-from ._params import (
+from .._params import (
     TraceDnsCacheHitParams,
     TraceDnsCacheMissParams,
     TraceDnsResolveHostEndParams,
     TraceDnsResolveHostStartParams,
 )
-from ._tracing import RequestTrace
+from .._tracing import RequestTrace
 
 __all__ = ["Resolver", "is_ip_address"]
 

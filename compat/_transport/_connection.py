@@ -1,0 +1,571 @@
+"""One HTTP/1.1 connection on httptools (llhttp, the parser aiohttp uses).
+
+The connection writes a request, then is fed bytes by its stream (`feed_data`, pushed by the
+asyncio protocol or pulled by `pump` on trio) and parses them into the current `Exchange`:
+status, headers, body pieces. It trusts nothing the server sends:
+
+- bytes after a complete response (another response, garbage, a body on HEAD/204/304) mark
+  the connection unusable: it is closed, never handed to another request;
+- ambiguous framing (Transfer-Encoding with Content-Length, duplicate Content-Length) is a
+  parse error of llhttp's, and the request fails with it;
+- once the response is complete and the request fully written, the connection goes back to
+  the pool at once, read or not (aiohttp does the same): the body stays with the `Exchange`.
+  The unread body buffered per response is bounded: past `_HIGH_WATER` reading pauses, so a
+  large unread body holds its connection, as in aiohttp.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import httptools
+
+from .._exceptions import (
+    BadHttpMessage,
+    ClientOSError,
+    ClientPayloadError,
+    ServerDisconnectedError,
+    SocketTimeoutError,
+)
+from .._params import (
+    RequestSentParams,
+    ResponseHeadersReceivedParams,
+    TraceRequestChunkSentParams,
+    TraceRequestHeadersSentParams,
+)
+from .._tracing import RequestTrace
+from ._backends import NetworkStream
+
+__all__ = ["Body", "Exchange", "HTTP11Connection", "request_head"]
+
+_HIGH_WATER = 256 * 1024
+"""Unread body bytes buffered before reading pauses (aiohttp: 2 x its 128 KiB read buffer)."""
+_LOW_WATER = 64 * 1024
+_MAX_HEAD = 64 * 1024 + 8190
+"""A response head larger than this is refused (aiohttp: 8190 bytes a line, 32 KiB of fields)."""
+_MAX_FIELD = 8190
+_COALESCE = 16 * 1024
+"""A bytes body up to this size goes out in the same write as the head: one send, not two."""
+
+Body = bytes | AsyncIterable[bytes] | None
+
+_CHUNKED, _LENGTH, _TO_CLOSE, _NONE = 1, 2, 3, 4  # how the response body is delimited
+
+
+class Exchange:
+    """One request's response as it arrives; it outlives its connection's use by it."""
+
+    __slots__ = (
+        "_chunks",
+        "_conn",
+        "_source",
+        "buffered",
+        "complete",
+        "error",
+        "framing",
+        "head_done",
+        "head_taken",
+        "informational",
+        "keep_alive",
+        "method",
+        "raw_headers",
+        "read_timeout",
+        "reason",
+        "received",
+        "status",
+        "trace",
+        "version",
+        "wants_no_body",
+    )
+
+    def __init__(self, method: str, trace: RequestTrace, read_timeout: float | None) -> None:
+        self.method = method
+        self.trace = trace
+        self.read_timeout = read_timeout
+        self.wants_no_body = method == "HEAD"
+        self.status = 0
+        self.reason = b""
+        self.version = "1.1"
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.head_done = False
+        self.head_taken = False
+        self.informational = False
+        self.keep_alive = False
+        self.framing = _NONE
+        self.complete = False
+        self.error: BaseException | None = None
+        self._chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.received = 0
+        self._conn: HTTP11Connection | None = None
+        self._source: AsyncIterator[bytes] | None = None
+
+    @classmethod
+    def from_source(
+        cls,
+        method: str,
+        trace: RequestTrace,
+        *,
+        status: int,
+        reason: bytes,
+        raw_headers: list[tuple[bytes, bytes]],
+        source: AsyncIterator[bytes],
+    ) -> Exchange:
+        """A response that came from elsewhere than a connection (a mock), body from `source`."""
+        exchange = cls(method, trace, None)
+        exchange.status = status
+        exchange.reason = reason
+        exchange.raw_headers = raw_headers
+        exchange.head_done = exchange.head_taken = True
+        exchange._source = source
+        return exchange
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of a response header (`name` lower-case)."""
+        for key, value in self.raw_headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    @property
+    def stream(self) -> NetworkStream | None:
+        conn = self._conn
+        return None if conn is None else conn.stream
+
+    async def read(self, max_bytes: int) -> bytes:
+        """Up to `max_bytes` of the body as it came (still encoded); b"" at its end."""
+        chunks = self._chunks
+        while not chunks:
+            if self.error is not None:
+                raise self.error
+            if self.complete:
+                return b""
+            conn = self._conn
+            if conn is not None:
+                await conn.wait(self)
+            elif self._source is not None:
+                data = await anext(self._source, b"")
+                if data:
+                    chunks.append(data)
+                    self.buffered += len(data)
+                    self.received += len(data)
+                else:
+                    self.complete = True
+            else:
+                self.complete = True
+        chunk = chunks[0]
+        if len(chunk) > max_bytes:
+            chunks[0] = chunk[max_bytes:]
+            chunk = chunk[:max_bytes]
+        else:
+            chunks.popleft()
+        buffered = self.buffered = self.buffered - len(chunk)
+        conn = self._conn
+        if conn is not None and conn.reading_paused and buffered < _LOW_WATER:
+            conn.resume_reading()
+        return chunk
+
+    def readable_now(self) -> int:
+        """Bytes of body buffered and readable without waiting."""
+        return self.buffered
+
+    def close(self) -> None:
+        """The caller is done with the response: an unfinished one closes its connection."""
+        self._chunks.clear()
+        self.buffered = 0
+        conn = self._conn
+        if conn is not None and not self.complete:
+            conn.abort(self)
+
+
+class HTTP11Connection:
+    """Writes requests and parses responses; `on_free` gets it back when an exchange ends."""
+
+    __slots__ = (
+        "_current",
+        "_finished",
+        "_head_size",
+        "_leftover",
+        "_on_free",
+        "_parser",
+        "_writing",
+        "broken",
+        "eof",
+        "idle_since",
+        "key",
+        "reading_paused",
+        "requests",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        stream: NetworkStream,
+        key: Any,
+        on_free: Callable[[HTTP11Connection], None],
+    ) -> None:
+        self.stream = stream
+        self.key = key
+        self._on_free = on_free
+        self._parser: httptools.HttpResponseParser | None = None
+        self._current: Exchange | None = None
+        self._finished: Exchange | None = None
+        self._writing = False
+        self._leftover = False
+        self._head_size = 0
+        self.broken = False
+        self.eof = False
+        self.reading_paused = False
+        self.requests = 0
+        self.idle_since = 0.0
+        stream.receiver = self
+
+    # --- the pool's view ---
+
+    @property
+    def reusable(self) -> bool:
+        return not (self.broken or self.eof or self.stream.closed)
+
+    def idle_ok(self) -> bool:
+        return not (self.broken or self.eof) and self.stream.idle_ok() and not self.broken
+
+    def close(self) -> None:
+        self.broken = True
+        self.stream.close()
+
+    # --- a request ---
+
+    async def request(self, exchange: Exchange, head: bytes, body: Body) -> None:
+        """Write the request and wait for the response head (`exchange` is then readable)."""
+        assert self._current is None, "one request at a time on an HTTP/1.1 connection"
+        self.requests += 1
+        self._current = exchange
+        exchange._conn = self
+        self._head_size = 0
+        if self._parser is None:
+            self._parser = _new_parser(self)
+        await self._write(exchange, head, body)
+        while not exchange.head_done:
+            if exchange.error is not None:
+                raise exchange.error
+            await self.wait(exchange)
+        if isinstance(exchange.error, BadHttpMessage):
+            raise exchange.error  # the head came with bytes no response may carry
+        exchange.head_taken = True
+        if not exchange.complete:
+            self.stream.read_nowait()  # a body right behind its head frees the connection now
+        trace = exchange.trace
+        plan = trace.plan
+        if plan.on_response_headers_received:
+            await trace.send(
+                plan.on_response_headers_received,
+                ResponseHeadersReceivedParams(trace.method, trace.url, exchange.status),
+            )
+
+    async def _write(self, exchange: Exchange, head: bytes, body: Body) -> None:
+        trace = exchange.trace
+        plan = trace.plan
+        stream = self.stream
+        self._writing = True
+        try:
+            if body is None or isinstance(body, bytes):
+                if body and len(body) <= _COALESCE:
+                    await stream.send(head + body)
+                else:
+                    await stream.send(head)
+                    if body:
+                        await stream.send(body)
+                if plan.on_request_headers_sent:
+                    await trace.send(
+                        plan.on_request_headers_sent,
+                        TraceRequestHeadersSentParams(trace.method, trace.url, trace.headers),
+                    )
+                if body and plan.on_request_chunk_sent:
+                    await trace.send(
+                        plan.on_request_chunk_sent,
+                        TraceRequestChunkSentParams(trace.method, trace.url, body),
+                    )
+            else:
+                await stream.send(head)
+                if plan.on_request_headers_sent:
+                    await trace.send(
+                        plan.on_request_headers_sent,
+                        TraceRequestHeadersSentParams(trace.method, trace.url, trace.headers),
+                    )
+                await self._write_stream(exchange, body, chunked=b"chunked" in head.lower())
+        except OSError as exc:
+            self.broken = True
+            if not exchange.head_done:
+                if exchange.error is not None:
+                    raise exchange.error from exc
+                raise ClientOSError(exc.errno, exc.strerror or str(exc)) from exc
+            # The server answered before reading all of the body: keep its answer.
+        finally:
+            self._writing = False
+            if exchange.complete and self._current is exchange:
+                self._finish(exchange)
+        if plan.on_request_sent and not self.broken:
+            await trace.send(plan.on_request_sent, RequestSentParams(trace.method, trace.url))
+
+    async def _write_stream(
+        self, exchange: Exchange, body: AsyncIterable[bytes], *, chunked: bool
+    ) -> None:
+        trace = exchange.trace
+        plan = trace.plan
+        send = self.stream.send
+        iterator = body.__aiter__()
+        try:
+            async for chunk in iterator:
+                if not chunk:
+                    continue
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"A request body yielded {type(chunk).__name__}, not bytes")
+                chunk = bytes(chunk)
+                if chunked:
+                    await send(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                else:
+                    await send(chunk)
+                if plan.on_request_chunk_sent:
+                    await trace.send(
+                        plan.on_request_chunk_sent,
+                        TraceRequestChunkSentParams(trace.method, trace.url, chunk),
+                    )
+            if chunked:
+                await send(b"0\r\n\r\n")
+        finally:
+            close = getattr(iterator, "aclose", None)
+            if close is not None:  # a body left unfinished by a failure: close it now
+                with anyio.CancelScope(shield=True):
+                    await close()
+
+    async def wait(self, exchange: Exchange) -> None:
+        """Wait for more of `exchange`'s response (`ClientTimeout.sock_read` bounds the wait)."""
+        if self.eof:
+            if exchange.error is None and not exchange.complete:
+                exchange.error = ServerDisconnectedError()
+            return
+        timeout = exchange.read_timeout
+        if timeout is None:
+            await self.stream.pump()
+            return
+        with anyio.move_on_after(timeout) as scope:
+            await self.stream.pump()
+        if scope.cancelled_caught:
+            self.abort(exchange)
+            raise SocketTimeoutError(f"Timeout on reading data from socket ({timeout}s)")
+
+    def abort(self, exchange: Exchange) -> None:
+        """Give up on `exchange` (failure, cancellation, unread body released): close."""
+        if self._current is exchange:
+            self._current = None
+            self.close()
+            self._on_free(self)
+
+    def resume_reading(self) -> None:
+        self.reading_paused = False
+        self.stream.resume_reading()
+
+    # --- fed by the stream ---
+
+    def feed_data(self, data: bytes) -> None:
+        exchange = self._current
+        if exchange is None:
+            self.close()  # the server spoke unasked: never trust this connection again
+            return
+        if not exchange.head_done:
+            self._head_size += len(data)
+        parser = self._parser
+        assert parser is not None
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._parser = None  # a 101: what follows is another protocol; dropped
+        except httptools.HttpParserError as exc:
+            self._parse_error(exchange, exc)
+        else:
+            if not exchange.head_done and self._head_size > _MAX_HEAD:
+                self._parse_error(exchange, ValueError("the response head is too long"))
+        finished = self._finished
+        if finished is not None:
+            self._finished = None
+            if not self._writing and self._current is finished:
+                self._finish(finished)
+        elif exchange.buffered > _HIGH_WATER and not self.reading_paused:
+            self.reading_paused = True
+            self.stream.pause_reading()
+
+    def feed_eof(self, error: BaseException | None) -> None:
+        self.eof = True
+        exchange = self._current
+        if exchange is None or exchange.complete:
+            return
+        if exchange.head_done and exchange.framing == _TO_CLOSE:
+            exchange.complete = True  # the body ran to the end of the connection
+            self._finish(exchange)
+            return
+        if exchange.head_done:
+            exchange.error = ClientPayloadError(
+                f"Response payload is not completed: connection closed after "
+                f"{exchange.received} bytes of the body"
+                + (f" ({error})" if error is not None else "")
+            )
+        else:
+            exchange.error = ServerDisconnectedError()
+        self._current = None
+        self.close()
+        self._on_free(self)
+
+    def _parse_error(self, exchange: Exchange, exc: Exception) -> None:
+        if exchange.status == 101 and exchange.complete:
+            self._parser = None  # llhttp stops at a 101; whatever followed it is dropped
+            return
+        self.broken = True
+        if isinstance(exc, httptools.HttpParserCallbackError) and exc.__context__ is not None:
+            exc = exc.__context__  # type: ignore[assignment]  # our callback's own error
+        message = str(exc) or type(exc).__name__
+        if self._finished is exchange or exchange.complete:
+            if not exchange.head_taken and exchange.status != 101:
+                # bytes right behind a complete response that are no response (aiohttp too
+                # fails the request: its parser reads the segment whole)
+                exchange.error = BadHttpMessage(f"Invalid data after the response: {message}")
+            return
+        if exchange.head_done:
+            exchange.error = ClientPayloadError(f"Response payload is not completed: {message}")
+        else:
+            exchange.error = BadHttpMessage(message)
+        exchange.complete = True
+        self._current = None
+        self.close()
+        self._on_free(self)
+
+    def _finish(self, exchange: Exchange) -> None:
+        """The exchange is over on the wire: back to the pool (which closes a broken one)."""
+        self._current = None
+        if not exchange.keep_alive or self._leftover:
+            self.broken = True
+        if self.reading_paused:
+            self.resume_reading()
+        self._on_free(self)
+
+    # --- httptools callbacks (the connection is the parser's protocol) ---
+
+    def on_message_begin(self) -> None:
+        exchange = self._current
+        if exchange is None or exchange.complete or self._finished is not None:
+            self._leftover = True  # a second response to one request
+
+    def on_status(self, status: bytes) -> None:
+        exchange = self._current
+        if exchange is not None and not exchange.complete and not self._leftover:
+            exchange.reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        exchange = self._current
+        if exchange is None or exchange.head_done or self._leftover:
+            return  # trailers, or a response nobody asked for
+        if len(value) > _MAX_FIELD or len(name) > _MAX_FIELD:
+            raise ValueError(f"Got more than {_MAX_FIELD} bytes when reading a header field")
+        exchange.raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        exchange = self._current
+        if exchange is None or exchange.head_done or self._leftover:
+            return
+        parser = self._parser
+        assert parser is not None
+        status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            exchange.informational = True  # 100, 102, 103: skipped, as aiohttp
+            exchange.raw_headers = []
+            exchange.reason = b""
+            return
+        exchange.status = status
+        exchange.version = parser.get_http_version()
+        exchange.keep_alive = parser.should_keep_alive()
+        exchange.head_done = True
+        if exchange.wants_no_body or status in (101, 204, 304):
+            exchange.framing = _NONE
+            if status == 101 and exchange.header(b"upgrade") is not None:
+                exchange.keep_alive = False  # an upgraded connection is not HTTP any more
+            exchange.complete = True
+            self._finished = exchange
+            if exchange.wants_no_body or status == 101:
+                self._parser = None  # its state expects a body that will not come
+            return
+        framing = _TO_CLOSE
+        for key, _ in exchange.raw_headers:
+            lowered = key.lower()
+            if lowered == b"transfer-encoding":
+                framing = _CHUNKED
+                break
+            if lowered == b"content-length":
+                framing = _LENGTH
+        exchange.framing = framing
+        if framing == _TO_CLOSE:
+            exchange.keep_alive = False
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self._current
+        if self._leftover:
+            return  # the body of a response nobody asked for
+        if exchange is None or exchange.complete:
+            self._leftover = True
+            if exchange is not None and not exchange.head_taken:
+                raise ValueError("a body on a response that cannot have one")
+            return
+        exchange._chunks.append(body)
+        size = len(body)
+        exchange.buffered += size
+        exchange.received += size
+
+    def on_message_complete(self) -> None:
+        exchange = self._current
+        if exchange is None or self._leftover:
+            return
+        if exchange.informational:
+            exchange.informational = False
+            return
+        if exchange.complete:
+            return
+        exchange.complete = True
+        self._finished = exchange
+
+
+def _new_parser(conn: HTTP11Connection) -> httptools.HttpResponseParser:
+    parser = httptools.HttpResponseParser(conn)
+    # As aiohttp's response parser: bare LF line ends and obs-folded header values are read;
+    # framing stays strict (TE with CL, duplicate CL, bad chunk sizes are errors).
+    parser.set_dangerous_leniencies(lenient_headers=True, lenient_optional_cr_before_lf=True)
+    return parser
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_checked_names: set[str] = set()
+
+
+def request_head(method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
+    """The request line and headers, UTF-8 encoded as aiohttp does.
+
+    CR, LF and NUL never reach the wire: a header that holds one is refused, as a header name
+    that is not a token is (a name is checked once per process, values on every request)."""
+    lines = "".join([f"{name}: {value}\r\n" for name, value in headers])
+    count = len(headers)
+    if lines.count("\r") != count or lines.count("\n") != count or "\x00" in lines:
+        for name, value in headers:
+            if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+                raise ValueError(
+                    "Newline or carriage return character detected in HTTP status message or "
+                    f"header. This is a potential security issue. ({name!r})"
+                )
+        raise ValueError("A NUL character in an HTTP header is refused")
+    for name, _ in headers:
+        if name not in _checked_names:
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"Invalid HTTP header name: {name!r}")
+            if len(_checked_names) < 4096:
+                _checked_names.add(name)
+    return f"{method} {target} HTTP/1.1\r\n{lines}\r\n".encode()

@@ -1,0 +1,122 @@
+"""Requests while a mocking library (respx) has patched httpx or httpcore.
+
+respx intercepts at httpx's `AsyncClient._transport_for_url` (`using="httpx"`) or at httpcore's
+connection classes (its default). The engine uses neither, so while either is patched a
+request takes this slower path instead: the session sends through an httpx client over the
+engine, and the engine's httpx transport through httpcore's patched connection. A mocked
+request fires the request-level signals only: nothing reaches a pool or a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+
+import httpcore
+import httpx
+from yarl import URL
+
+from .._exceptions import to_httpx_error
+from .._tracing import RequestTrace
+from ._connection import Exchange
+
+__all__ = ["MockedSender", "httpcore_mocked", "mocked", "via_httpcore"]
+
+_HTTPCORE_HANDLE = httpcore.AsyncHTTPConnection.handle_async_request
+_HTTPX_TRANSPORT_FOR_URL = httpx.AsyncClient._transport_for_url
+
+
+def httpcore_mocked() -> bool:
+    return httpcore.AsyncHTTPConnection.handle_async_request is not _HTTPCORE_HANDLE
+
+
+def mocked() -> bool:
+    return (
+        httpcore.AsyncHTTPConnection.handle_async_request is not _HTTPCORE_HANDLE
+        or httpx.AsyncClient._transport_for_url is not _HTTPX_TRANSPORT_FOR_URL
+    )
+
+
+class MockedSender:
+    """The session's way through httpx while httpx or httpcore is patched."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._client = httpx.AsyncClient(
+            transport=transport, follow_redirects=False, trust_env=False, timeout=None
+        )
+
+    async def send(
+        self,
+        method: str,
+        url: URL,
+        headers: list[tuple[str, str]],
+        body: bytes | AsyncIterable[bytes] | None,
+        trace: RequestTrace,
+    ) -> Exchange:
+        from ._httpx import EXCHANGE_EXTENSION, TRACE_EXTENSION
+
+        request = httpx.Request(
+            method,
+            str(url),
+            headers=[(k.encode(), v.encode()) for k, v in headers],
+            content=body,
+            extensions={TRACE_EXTENSION: trace},
+        )
+        response = await self._client.send(request, stream=True)
+        exchange = response.extensions.get(EXCHANGE_EXTENSION)
+        if isinstance(exchange, Exchange):
+            return exchange  # passed through to the engine
+        return Exchange.from_source(
+            method,
+            trace,
+            status=response.status_code,
+            reason=response.extensions.get("reason_phrase", b""),
+            raw_headers=list(response.headers.raw),
+            source=response.aiter_raw(),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+async def via_httpcore(request: httpx.Request, port: int) -> httpx.Response:
+    """Send `request` through httpcore's (patched) connection class."""
+    url = request.url
+    conn = httpcore.AsyncHTTPConnection(httpcore.Origin(url.raw_scheme, url.raw_host, port))
+    core_request = httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=port, target=url.raw_path),
+        headers=request.headers.raw,
+        content=request.stream,
+        extensions=request.extensions,
+    )
+    try:
+        core_response = await conn.handle_async_request(core_request)
+    except Exception as exc:
+        await conn.aclose()
+        mapped = to_httpx_error(exc, request)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+    return httpx.Response(
+        status_code=core_response.status,
+        headers=core_response.headers,
+        stream=_CoreStream(core_response, conn),
+        extensions=core_response.extensions,
+        request=request,
+    )
+
+
+class _CoreStream(httpx.AsyncByteStream):
+    def __init__(self, response: httpcore.Response, conn: httpcore.AsyncHTTPConnection) -> None:
+        self._response = response
+        self._conn = conn
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        stream: Any = self._response.stream
+        async for chunk in stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+        await self._conn.aclose()
