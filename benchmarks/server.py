@@ -1,12 +1,15 @@
-"""A minimal keep-alive HTTP/1.1 server for the benchmarks: `python -m benchmarks.server`.
+"""A minimal keep-alive HTTP/1.1 server for the benchmarks: `python benchmarks/server.py`.
 
 asyncio protocol, no framework: it answers every request with a fixed body, so the client is
-what gets measured. `/big` answers 64 KiB, anything else 13 bytes. It prints its port.
+what gets measured. `/big` answers 64 KiB, anything else 13 bytes. It listens on 127.0.0.1 only,
+prints its port, and exits when its parent process goes away or after `--lifetime` seconds.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import sys
 
 _SMALL = b"Hello, world!"
@@ -45,16 +48,29 @@ class _Protocol(asyncio.Protocol):
             self._transport.write(_REPLIES.get(path, _DEFAULT))
 
 
-async def main() -> None:
+async def main(lifetime: float) -> None:
     loop = asyncio.get_running_loop()
+    parent = os.getppid()
     server = await loop.create_server(_Protocol, "127.0.0.1", 0, backlog=1024)
     print(server.sockets[0].getsockname()[1], flush=True)
+    stop = asyncio.Event()
+    deadline = loop.time() + lifetime
+
+    def watch() -> None:
+        if loop.time() >= deadline or os.getppid() != parent:
+            stop.set()
+        else:
+            loop.call_later(1, watch)
+
+    watch()
     async with server:
-        await server.serve_forever()
+        await stop.wait()
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lifetime", type=float, default=1800, help="exit after this (seconds)")
     try:
-        asyncio.run(main())
+        asyncio.run(main(parser.parse_args().lifetime))
     except KeyboardInterrupt:
         sys.exit(0)

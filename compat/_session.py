@@ -232,7 +232,7 @@ class ClientSession:
             raise TypeError("auth must be a compat.BasicAuth")
         method = method.upper()
         url = self._build_url(str_or_url)
-        if url.scheme not in ("http", "https"):
+        if url.scheme and url.scheme not in ("http", "https"):
             raise NonHttpUrlClientError(url)
         url_auth = BasicAuth.from_url(url)
         if url_auth is not None:
@@ -264,8 +264,8 @@ class ClientSession:
             with anyio.CancelScope(deadline=deadline) as scope:
                 if not _TOKEN.fullmatch(method):
                     raise ValueError(f"Method cannot contain non-token characters: {method!r}")
-                if not url.host:
-                    raise InvalidUrlClientError(url, "no host")
+                if not url.host or not url.scheme:
+                    raise InvalidUrlClientError(url)
                 body, content_type = _body(data, json)
                 auth = auth or self._auth
                 retry = method in _IDEMPOTENT  # once, on a dropped connection, as aiohttp

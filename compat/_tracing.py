@@ -7,6 +7,7 @@ for which signal, and callers build a params object only when that tuple is non-
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, Protocol
@@ -120,7 +121,7 @@ foreign signal (aiohttp's) is listed once, by its own `send`."""
 class Tracer:
     """A session's frozen trace configs, indexed per signal."""
 
-    __slots__ = ("configs", "owner", *SIGNAL_NAMES)
+    __slots__ = ("_owner", "configs", *SIGNAL_NAMES)
 
     def __init__(self, owner: object, configs: tuple[_TraceConfigLike, ...]) -> None:
         self.owner = owner
@@ -139,6 +140,16 @@ class Tracer:
                     targets.append((index, signal.send))
             setattr(self, name, tuple(targets))
 
+    @property
+    def owner(self) -> object:
+        """The `session` handlers receive; held weakly, so a session and its tracer form
+        no reference cycle and a dropped session is freed at once."""
+        return None if self._owner is None else self._owner()
+
+    @owner.setter
+    def owner(self, owner: object) -> None:
+        self._owner = None if owner is None else weakref.ref(owner)
+
     def start(self, trace_request_ctx: Any = None) -> RequestTrace:
         """One context per trace config, shared by every signal of this request."""
         ctxs = tuple(
@@ -147,7 +158,7 @@ class Tracer:
                 for config in self.configs
             ]
         )
-        return RequestTrace(self, ctxs)
+        return RequestTrace(self, self.owner, ctxs)
 
     on_request_start: Targets
     on_request_chunk_sent: Targets
@@ -184,17 +195,18 @@ class RequestTrace:
     headers-sent and chunk-sent signals carry the same values aiohttp's do.
     """
 
-    __slots__ = ("ctxs", "headers", "method", "plan", "url")
+    __slots__ = ("ctxs", "headers", "method", "owner", "plan", "url")
 
-    def __init__(self, plan: Tracer, ctxs: tuple[Any, ...]) -> None:
+    def __init__(self, plan: Tracer, owner: object, ctxs: tuple[Any, ...]) -> None:
         self.plan = plan
+        self.owner = owner
         self.ctxs = ctxs
         self.method = ""
         self.url = _NO_URL
         self.headers: CIMultiDict[str] = _NO_HEADERS
 
     async def send(self, targets: Targets, params: object) -> None:
-        owner = self.plan.owner
+        owner = self.owner
         ctxs = self.ctxs
         for index, handler in targets:
             await handler(owner, ctxs[index], params)

@@ -236,6 +236,7 @@ class HTTP11Connection:
     def close(self) -> None:
         self.broken = True
         self.stream.close()
+        self.stream.receiver = None  # no cycle left between a closed connection and its stream
 
     # --- a request ---
 
@@ -552,6 +553,10 @@ def request_head(method: str, target: str, headers: list[tuple[str, str]]) -> by
 
     CR, LF and NUL never reach the wire: a header that holds one is refused, as a header name
     that is not a token is (a name is checked once per process, values on every request)."""
+    for name, value in headers:
+        if type(value) is not str or type(name) is not str:
+            bad = value if type(value) is not str else name
+            raise TypeError(f"Cannot serialize non-str key {bad!r}")  # aiohttp's words
     lines = "".join([f"{name}: {value}\r\n" for name, value in headers])
     count = len(headers)
     if lines.count("\r") != count or lines.count("\n") != count or "\x00" in lines:

@@ -9,11 +9,14 @@ lazily, and hosts waiting only for a global slot take turns.
 
 Giving a connection back is synchronous: the asyncio stream does it from `data_received`, the
 moment a response has fully arrived. Idle connections past `keepalive_timeout` are closed on
-any pool activity, whichever host it is for, oldest first.
+any pool activity, whichever host it is for, oldest first; on asyncio also by a loop timer (a
+callback, not a task) while any connection is idle. trio has no such timer without a task of
+its own, so there expiry waits for the next pool activity.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass
 from time import monotonic
@@ -107,6 +110,8 @@ class ConnectionPool:
         self._global_queue: deque[_Host] = deque()
         # Every connection made idle, in order, with the time it was: expiry reads the left.
         self._idle_order: deque[tuple[Connection, float]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._idle_count = 0
         self._in_use = 0
         self._max_in_use = 0
         self._closed = False
@@ -222,6 +227,7 @@ class ConnectionPool:
         now = monotonic() if idle and timeout is not None else 0.0
         while idle:
             conn = idle.pop()
+            self._idle_count -= 1
             since, conn.idle_since = conn.idle_since, 0.0
             if (timeout is None or now - since <= timeout) and conn.idle_ok():
                 return conn
@@ -235,8 +241,15 @@ class ConnectionPool:
             now = monotonic()
             conn.idle_since = now
             host.idle.append(conn)
+            self._idle_count += 1
             if self._keepalive_timeout is not None:
-                self._idle_order.append((conn, now))
+                order = self._idle_order
+                order.append((conn, now))
+                if len(order) > 64 and len(order) > 4 * self._idle_count:
+                    # entries of connections taken since: dropped in one pass, amortised O(1)
+                    self._idle_order = deque(e for e in order if e[0].idle_since == e[1])
+                if self._timer is None:
+                    self._arm_timer(self._keepalive_timeout)
             self._free(host)
             self._expire(now)
             return
@@ -260,19 +273,34 @@ class ConnectionPool:
             host = self._hosts.get(conn.key)
             if host is not None:
                 host.idle.remove(conn)
+                self._idle_count -= 1
                 conn.idle_since = 0.0
                 conn.close()
                 self._forget_if_unused(host)
 
-    def expire_idle(self) -> None:
-        """Close expired idle connections now (any pool activity also does it)."""
-        if self._keepalive_timeout is not None:
-            self._expire(monotonic())
+    def _arm_timer(self, delay: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio: no timer without a task; pool activity expires
+            return
+        self._timer = loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = monotonic()
+        self._expire(now)
+        order = self._idle_order
+        if order and self._keepalive_timeout is not None and not self._closed:
+            self._arm_timer(max(order[0][1] + self._keepalive_timeout - now, 0.01))
 
     async def aclose(self) -> None:
         """Close the idle connections; those in use close when released."""
         self._closed = True
         self._idle_order.clear()
+        self._idle_count = 0
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for host in list(self._hosts.values()):
             idle, host.idle = host.idle, deque()
             for conn in idle:
