@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Generator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
@@ -32,6 +31,7 @@ from ._exceptions import (
 from ._models import RequestInfo
 from ._params import ResponseBodyCompleteParams, TraceResponseChunkReceivedParams
 from ._tracing import RequestTrace
+from ._transport._backends import Deadline
 from ._transport._connection import Exchange
 from ._transport._decoders import ContentDecoder, DecodeError, make_decoder
 
@@ -356,9 +356,9 @@ class _BodyStream:
 
     async def within_deadline(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
         """Run a read under `ClientTimeout.total`: one cancel scope per read call."""
-        if self._deadline == math.inf:
-            return await read()
-        with anyio.CancelScope(deadline=self._deadline):
+        if self._deadline == math.inf or self._exchange.complete:
+            return await read()  # nothing left to wait for: no timer needed
+        async with Deadline(self._deadline):
             return await read()
         self.close()
         raise TotalTimeoutError("Timeout reading the response body (ClientTimeout.total)")

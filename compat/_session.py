@@ -21,7 +21,6 @@ from email.message import Message
 from typing import Any
 from urllib.parse import urlencode
 
-import anyio
 import httpx
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -45,6 +44,7 @@ from ._models import DEFAULT_TIMEOUT, BasicAuth, ClientTimeout, RequestInfo
 from ._params import TraceRequestRedirectParams
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
+from ._transport._backends import Deadline, current_time
 from ._transport._connection import Exchange, request_head
 from ._transport._decoders import ACCEPT_ENCODING
 from ._transport._mocked import MockedSender, mocked
@@ -260,8 +260,8 @@ class ClientSession:
         response: ClientResponse | None = None
         history: list[ClientResponse] = []
         try:
-            deadline = math.inf if not timeout.total else anyio.current_time() + timeout.total
-            with anyio.CancelScope(deadline=deadline) as scope:
+            deadline = math.inf if not timeout.total else current_time() + timeout.total
+            async with Deadline(deadline) as scope:
                 if not _TOKEN.fullmatch(method):
                     raise ValueError(f"Method cannot contain non-token characters: {method!r}")
                 if not url.host or not url.scheme:
@@ -327,7 +327,7 @@ class ClientSession:
                     if redirect_auth is not None:  # as in the start URL: a header, never shown
                         auth, next_url = redirect_auth, next_url.with_user(None)
                     url = next_url
-            if scope.cancelled_caught:
+            if scope.expired:
                 raise TotalTimeoutError(f"Request timed out after {timeout.total}s: {method} {url}")
             assert response is not None
             response.history = tuple(history)

@@ -554,8 +554,8 @@ def request_head(method: str, target: str, headers: list[tuple[str, str]]) -> by
     CR, LF and NUL never reach the wire: a header that holds one is refused, as a header name
     that is not a token is (a name is checked once per process, values on every request)."""
     for name, value in headers:
-        if type(value) is not str or type(name) is not str:
-            bad = value if type(value) is not str else name
+        if not isinstance(value, str) or not isinstance(name, str):
+            bad = value if not isinstance(value, str) else name
             raise TypeError(f"Cannot serialize non-str key {bad!r}")  # aiohttp's words
     lines = "".join([f"{name}: {value}\r\n" for name, value in headers])
     count = len(headers)
