@@ -197,6 +197,7 @@ class HTTP11Connection:
         "eof",
         "idle_since",
         "key",
+        "parked",
         "reading_paused",
         "requests",
         "stream",
@@ -207,8 +208,10 @@ class HTTP11Connection:
         stream: NetworkStream,
         key: Any,
         on_free: Callable[[HTTP11Connection], None],
+        parked: set[HTTP11Connection] | None = None,
     ) -> None:
         self.stream = stream
+        self.parked = parked
         self.key = key
         self._on_free = on_free
         self._parser: httptools.HttpResponseParser | None = None
@@ -259,6 +262,9 @@ class HTTP11Connection:
         exchange.head_taken = True
         if not exchange.complete:
             self.stream.read_nowait()  # a body right behind its head frees the connection now
+            parked = self.parked
+            if parked is not None and not exchange.complete and self._current is exchange:
+                parked.add(self)  # the pool looks again if a request has to queue
         trace = exchange.trace
         plan = trace.plan
         if plan.on_response_headers_received:
@@ -345,6 +351,8 @@ class HTTP11Connection:
 
     async def wait(self, exchange: Exchange) -> None:
         """Wait for more of `exchange`'s response (`ClientTimeout.sock_read` bounds the wait)."""
+        if self.parked is not None:
+            self.parked.discard(self)  # a reader now waits on the socket: the pool keeps off
         if self.eof:
             if exchange.error is None and not exchange.complete:
                 exchange.error = ServerDisconnectedError()
@@ -470,6 +478,8 @@ class HTTP11Connection:
             return  # trailers, or a response nobody asked for
         if len(value) > _MAX_FIELD or len(name) > _MAX_FIELD:
             raise ValueError(f"Got more than {_MAX_FIELD} bytes when reading a header field")
+        if b"\x00" in value:  # llhttp's lenient header mode lets NUL through; aiohttp does not
+            raise ValueError("Invalid header value char: NUL")
         exchange.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:

@@ -78,7 +78,9 @@ class Engine:
             except BaseException:
                 pool.discard(key, None)
                 raise
-            conn = HTTP11Connection(stream, key, pool.release)
+            conn = HTTP11Connection(
+                stream, key, pool.release, pool.parked if stream.pulls else None
+            )
         exchange = Exchange(method, trace, read_timeout)
         try:
             await conn.request(exchange, head, body)

@@ -17,6 +17,7 @@ its own, so there expiry waits for the next pool activity.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from dataclasses import dataclass
 from time import monotonic
@@ -112,6 +113,9 @@ class ConnectionPool:
         self._idle_order: deque[tuple[Connection, float]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._idle_count = 0
+        # In use, response head handed out, body not yet all in, on a pulled stream: `_wait`
+        # looks at them when a request queues.
+        self.parked: set[Connection] = set()
         self._in_use = 0
         self._max_in_use = 0
         self._closed = False
@@ -174,13 +178,15 @@ class ConnectionPool:
         try:
             if plan.on_connection_queued_start:
                 await trace.send(plan.on_connection_queued_start, _QUEUED_START)
-            if timeout is None:
+            if self.parked:
+                await self._wait_polling(waiter, timeout)
+            elif timeout is None:
                 await waiter.event.wait()
             else:
                 with anyio.move_on_after(timeout):
                     await waiter.event.wait()
-                if not waiter.granted:
-                    raise PoolTimeoutError(f"Timed out waiting {timeout}s for a connection slot")
+            if not waiter.granted:
+                raise PoolTimeoutError(f"Timed out waiting {timeout}s for a connection slot")
             if plan.on_connection_queued_end:
                 await trace.send(plan.on_connection_queued_end, _QUEUED_END)
         except BaseException:
@@ -189,6 +195,26 @@ class ConnectionPool:
             else:
                 waiter.cancelled = True
             raise
+
+    async def _wait_polling(self, waiter: _Waiter, timeout: float | None) -> None:
+        """Wait for a slot while in-use connections may hold a body that has arrived unread.
+
+        A pulled (trio) stream learns of arrived bytes only when read; so while queued, look
+        now and then without waiting (`read_nowait`): a response that turns out complete
+        frees its connection, as on asyncio, where the protocol sees it at once."""
+        give_up = math.inf if timeout is None else monotonic() + timeout
+        pause = 0.005
+        while not waiter.granted:
+            for conn in list(self.parked):
+                conn.stream.read_nowait()
+            if waiter.granted:
+                return
+            left = give_up - monotonic()
+            if left <= 0:
+                return
+            with anyio.move_on_after(min(pause, left)):
+                await waiter.event.wait()
+            pause = min(pause * 2, 0.1)
 
     # --- connections ---
 
@@ -236,6 +262,7 @@ class ConnectionPool:
 
     def release(self, conn: Connection) -> None:
         """A connection is done with a request: idle if it can carry another, else closed."""
+        self.parked.discard(conn)
         host = self._hosts[conn.key]
         if not self._closed and not self._force_close and conn.reusable:
             now = monotonic()

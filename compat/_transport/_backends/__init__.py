@@ -36,6 +36,8 @@ class NetworkStream(Protocol):
     """A connected TCP (or TLS) stream, as the HTTP/1.1 connection drives it."""
 
     receiver: Receiver | None
+    pulls: bool
+    """True if bytes are only read when asked for (`pump`, `read_nowait`): trio."""
 
     async def pump(self) -> None:
         """Wait until at least one `feed_data` or `feed_eof` has reached the receiver."""

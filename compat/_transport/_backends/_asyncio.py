@@ -28,6 +28,8 @@ class AsyncioStream(asyncio.Protocol):
         "receiver",
     )
 
+    pulls = False
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._transport: asyncio.Transport | None = None

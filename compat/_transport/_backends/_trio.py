@@ -27,6 +27,7 @@ _BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SS
 
 class TrioStream:
     __slots__ = ("_closed", "_eof", "_raw", "_stream", "_tls", "receiver")
+    pulls = True
 
     def __init__(self, stream: anyio.abc.ByteStream, raw: socket.socket, tls: bool) -> None:
         self._stream = stream
