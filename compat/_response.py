@@ -352,6 +352,7 @@ class _BodyStream:
                     self._finished_input = True
                     decoder.finish()
             except DecodeError as exc:
+                self._exchange.distrust()
                 raise ClientPayloadError(f"Cannot decode the response body: {exc}") from exc
 
     async def within_deadline(self, read: Callable[[], Awaitable[bytes]]) -> bytes:

@@ -173,6 +173,13 @@ class Exchange:
         """Bytes of body buffered and readable without waiting."""
         return self.buffered
 
+    def distrust(self) -> None:
+        """The body was bad though framed well (corrupt compression): as aiohttp, do not reuse
+        the connection it came on, unless another request already has it."""
+        conn = self._conn
+        if conn is not None and conn._current is None:  # (if current: `close` aborts it)
+            conn.close()
+
     def close(self) -> None:
         """The caller is done with the response: an unfinished one closes its connection."""
         self._chunks.clear()
