@@ -6,9 +6,11 @@ import socket
 import ssl as ssl_module
 from typing import Any
 
+import httpx
+
 from ._transport._dns import Resolver
 from ._transport._engine import Engine
-from ._transport._httpx import EngineTransport
+from ._transport._httpx import engine_transport
 from ._transport._opener import default_ssl_context
 from ._transport._pool import ConnectionPool, PoolStats
 
@@ -75,9 +77,9 @@ class TCPConnector:
             local_host=local_addr[0] if local_addr else None,
         )
 
-    def transport(self) -> EngineTransport:
+    def transport(self) -> httpx.AsyncHTTPTransport:
         """An httpx transport over this connector's engine; closing it leaves the pool open."""
-        return EngineTransport(self._engine)
+        return engine_transport(self._engine)
 
     def stats(self) -> PoolStats:
         """Connections in use, idle and waiting, in all and per origin (a compat extension)."""

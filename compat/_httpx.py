@@ -3,21 +3,30 @@
     client = compat.traced_client(trace_configs=[config])          # or, by hand:
     client = httpx.AsyncClient(transport=compat.TracedTransport(trace_configs=[config]))
 
+`TracedTransport` is an `httpx.AsyncHTTPTransport` whose pool is compat's engine, so code that
+instruments httpx's transport class (OpenTelemetry, logfire, pytest-httpx) sees its requests.
 httpx follows redirects itself and calls its transport once per hop, so here each hop is a
 request of its own: `on_request_start` / `_end` / `_exception` fire per hop, and there is no
 `on_request_redirect`. httpx decodes the body above its transport, so
 `on_response_chunk_received` carries the body as it came off the wire (still compressed, if it
 was). Every connection, DNS, headers-sent and request-chunk signal fires exactly as under
 `ClientSession`. Errors stay httpx's own exceptions, as httpx users expect.
+
+Every argument of `httpx.AsyncHTTPTransport` is honoured through the connector or refused with
+an error naming it: nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+import ssl
+import urllib.request
+from collections.abc import AsyncIterator, Iterable
+from functools import cache
 from typing import Any
 
 import anyio
+import httpcore
 import httpx
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -28,81 +37,154 @@ from ._models import RequestInfo
 from ._response import ClientResponse, body_progress
 from ._tracing import RequestTrace, Tracer
 from ._transport._connection import Exchange
-from ._transport._httpx import EXCHANGE_EXTENSION, TRACE_EXTENSION
+from ._transport._httpx import EXCHANGE_EXTENSION, TRACE_EXTENSION, EnginePool
 
 __all__ = ["TracedTransport", "traced_client"]
 
 TRACE_REQUEST_CTX_EXTENSION = "trace_request_ctx"
 """Request extension whose value reaches each trace config's context factory."""
 
-
-def _ignore(_: Exchange) -> None:
-    """The response views given to handlers never own their response."""
+_DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
-async def _no_body() -> AsyncIterator[bytes]:
-    return
-    yield
+@cache
+def _httpx_default_context(verify: bool) -> ssl.SSLContext:
+    """httpx's default context (certifi's CAs), built once per process."""
+    context = httpx.create_ssl_context(verify=verify, trust_env=False)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
-def _exchange_of(response: httpx.Response, method: str, trace: RequestTrace) -> Exchange:
-    """The engine's exchange behind `response`, or a head-only stand-in (a mocked response)."""
-    exchange = response.extensions.get(EXCHANGE_EXTENSION)
-    if isinstance(exchange, Exchange):
-        return exchange
-    return Exchange.from_source(
-        method,
-        trace,
-        status=response.status_code,
-        reason=response.extensions.get("reason_phrase", b""),
-        raw_headers=list(response.headers.raw),
-        source=_no_body(),
-    )
+def _refuse(name: str, why: str) -> ValueError:
+    return ValueError(f"compat's TracedTransport does not support {name}: {why}")
 
 
-class TracedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport over a compat connector that fires the trace configs' signals."""
+class TracedTransport(httpx.AsyncHTTPTransport):
+    """An httpx transport over a compat connector that fires the trace configs' signals.
+
+    Takes `httpx.AsyncHTTPTransport`'s arguments, or a ready `connector` (whose own settings
+    then apply: passing both is refused). The transport closes a connector it made, and one
+    passed in unless `connector_owner=False`, as `ClientSession` does."""
 
     def __init__(
         self,
         *,
-        trace_configs: tuple[Any, ...] | list[Any] = (),
+        trace_configs: Iterable[Any] = (),
         connector: TCPConnector | None = None,
+        connector_owner: bool = True,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        limits: httpx.Limits = _DEFAULT_LIMITS,
+        proxy: Any = None,
+        uds: str | None = None,
+        local_address: str | None = None,
+        retries: int = 0,
+        socket_options: Any = None,
     ) -> None:
-        self._owns_connector = connector is None
-        self.connector = connector if connector is not None else TCPConnector()
-        self._transport = self.connector.transport()
-        self._tracer = Tracer(self, tuple(trace_configs))
+        if http2 or not http1:
+            raise _refuse("HTTP/2", "http2=True and http1=False are not built yet")
+        if proxy is not None:
+            raise _refuse("proxies", "proxy= is not built yet")
+        if uds is not None:
+            raise _refuse("Unix sockets", "uds= is not built yet")
+        if retries:
+            raise _refuse("retries", "retry in your code, or use ClientSession, which retries")
+        if socket_options is not None:
+            raise _refuse("socket_options", "the engine sets its own socket options")
+        custom = (
+            verify is not True
+            or cert is not None
+            or limits != _DEFAULT_LIMITS
+            or local_address is not None
+        )
+        if connector is not None and custom:
+            raise ValueError(
+                "Pass verify, cert, limits and local_address to TracedTransport or configure "
+                "the connector, not both"
+            )
+        if connector is None:
+            if verify is True and cert is None:
+                context = _httpx_default_context(True)
+            elif verify is False and cert is None:
+                context = _httpx_default_context(False)
+            else:
+                context = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+            connector = TCPConnector(
+                limit=limits.max_connections or 0,
+                keepalive_timeout=limits.keepalive_expiry,
+                ssl=context,
+                local_addr=(local_address, 0) if local_address else None,
+            )
+            connector._pool.max_idle = limits.max_keepalive_connections
+            connector_owner = True
+        self.connector = connector
+        self._connector_owner = connector_owner
+        self._pool = _TracedPool(  # type: ignore[assignment]
+            EnginePool(connector._engine), Tracer(self, tuple(trace_configs))
+        )
 
     def bind(self, owner: object) -> None:
         """Make `owner` (the httpx client) the `session` argument handlers receive."""
-        self._tracer.owner = owner
+        pool = self._pool
+        assert isinstance(pool, _TracedPool)
+        pool.tracer.owner = owner
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        tracer = self._tracer
-        trace = tracer.start(request.extensions.get(TRACE_REQUEST_CTX_EXTENSION))
-        method = request.method
-        url = URL(str(request.url), encoded=True)
-        if url.user is not None or url.password is not None:
-            url = url.with_user(None)  # credentials go in a header, never into params
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        raise TypeError("compat.TracedTransport is asynchronous: use it with httpx.AsyncClient")
+
+    def __enter__(self) -> TracedTransport:
+        raise TypeError("compat.TracedTransport is asynchronous: use it with httpx.AsyncClient")
+
+    async def __aenter__(self) -> TracedTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._connector_owner:
+            await self.connector.close()
+
+
+class _TracedPool:
+    """The request-level signals around the engine, at httpcore's pool interface."""
+
+    def __init__(self, engine: EnginePool, tracer: Tracer) -> None:
+        self._engine = engine
+        self.tracer = tracer
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        tracer = self.tracer
+        if not tracer.configs:
+            return await self._engine.handle_async_request(request)
+        extensions = request.extensions
+        trace = tracer.start(extensions.get(TRACE_REQUEST_CTX_EXTENSION))
+        method = request.method.decode("ascii", "replace")
+        url = _yarl_url(request.url)
         headers = CIMultiDict(
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers
         )
         if tracer.on_request_start:
             await trace.request_start(method, url, headers)
-            request.headers = httpx.Headers(list(headers.items()))
+            request.headers = [
+                (k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+            ]
         trace.method, trace.url, trace.headers = method, url, headers
-        request.extensions[TRACE_EXTENSION] = trace
-        response: httpx.Response | None = None
+        extensions[TRACE_EXTENSION] = trace
+        response: httpcore.Response | None = None
         try:
-            response = await self._transport.handle_async_request(request)
+            response = await self._engine.handle_async_request(request)
+            exchange = _exchange_of(response, method, trace)
             if tracer.on_response_chunk_received or tracer.on_response_body_complete:
                 response.stream = _ObservedBody(response.stream, trace, method, url)
             if tracer.on_request_end:
                 view = ClientResponse(
                     method,
                     url,
-                    _exchange_of(response, method, trace),
+                    exchange,
                     RequestInfo(url, method, CIMultiDictProxy(headers), url),
                     trace,
                     ConnectionKey(url.host or "", url.port, url.scheme == "https"),
@@ -120,11 +202,53 @@ class TracedTransport(httpx.AsyncBaseTransport):
             raise
 
     async def aclose(self) -> None:
-        if self._owns_connector:
-            await self.connector.close()
+        """The transport closes the connector it owns."""
+
+    async def __aenter__(self) -> _TracedPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """See `aclose`."""
 
 
-class _ObservedBody(httpx.AsyncByteStream):
+def _yarl_url(url: httpcore.URL) -> URL:
+    """The request's URL for params; no credentials (httpx keeps them out of the target)."""
+    port = url.port
+    authority = url.host.decode("ascii")
+    if ":" in authority:
+        authority = f"[{authority}]"
+    if port is not None:
+        authority = f"{authority}:{port}"
+    return URL(
+        f"{url.scheme.decode('ascii')}://{authority}{url.target.decode('ascii')}", encoded=True
+    )
+
+
+def _ignore(_: Exchange) -> None:
+    """The response views given to handlers never own their response."""
+
+
+async def _no_body() -> AsyncIterator[bytes]:
+    return
+    yield
+
+
+def _exchange_of(response: httpcore.Response, method: str, trace: RequestTrace) -> Exchange:
+    """The engine's exchange behind `response`, or a head-only stand-in (a mocked response)."""
+    exchange = response.extensions.get(EXCHANGE_EXTENSION)
+    if isinstance(exchange, Exchange):
+        return exchange
+    return Exchange.from_source(
+        method,
+        trace,
+        status=response.status,
+        reason=response.extensions.get("reason_phrase", b""),
+        raw_headers=list(response.headers),
+        source=_no_body(),
+    )
+
+
+class _ObservedBody:
     """The response body as httpx reads it, reported chunk by chunk."""
 
     def __init__(self, stream: Any, trace: RequestTrace, method: str, url: URL) -> None:
@@ -143,17 +267,47 @@ class _ObservedBody(httpx.AsyncByteStream):
         await body_progress(self._trace, self._method, self._url, b"", received)
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        close = getattr(self._stream, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def traced_client(
     *,
-    trace_configs: tuple[Any, ...] | list[Any] = (),
+    trace_configs: Iterable[Any] = (),
     connector: TCPConnector | None = None,
+    connector_owner: bool = True,
     **client_kwargs: Any,
 ) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` over a `TracedTransport`; handlers receive the client."""
-    transport = TracedTransport(trace_configs=trace_configs, connector=connector)
+    """An `httpx.AsyncClient` over a `TracedTransport`; handlers receive the client.
+
+    httpx's transport arguments (`verify`, `cert`, `limits`, `http2`, `proxy`, ...) go to the
+    transport, which honours or refuses each; `mounts=` and `transport=` are refused (they
+    would route requests around the tracing)."""
+    for name in ("transport", "mounts"):
+        if name in client_kwargs:
+            raise _refuse(f"{name}=", "it would route requests around the tracing")
+    trust_env = client_kwargs.get("trust_env", True)
+    if trust_env and "proxy" not in client_kwargs:
+        proxies = {k: v for k, v in urllib.request.getproxies().items() if k != "no"}
+        if proxies:
+            raise _refuse(
+                "proxies",
+                f"the environment sets a proxy for {sorted(proxies)}; pass trust_env=False "
+                "to connect directly",
+            )
+    transport_kwargs = {
+        name: client_kwargs.pop(name)
+        for name in ("verify", "cert", "http1", "http2", "limits", "proxy")
+        if name in client_kwargs
+    }
+    transport = TracedTransport(
+        trace_configs=trace_configs,
+        connector=connector,
+        connector_owner=connector_owner,
+        trust_env=trust_env,
+        **transport_kwargs,
+    )
     client = httpx.AsyncClient(transport=transport, **client_kwargs)
     transport.bind(client)
     return client

@@ -1,8 +1,12 @@
-"""`EngineTransport`: the engine as an httpx transport, for a plain `httpx.AsyncClient`.
+"""The engine behind httpx's own transport class.
 
-It speaks httpx both ways: httpx requests in, httpx responses and exceptions out. The trace of
-a request comes in its extensions (`TRACE_EXTENSION`), never through shared state, so
-clients sharing one connector never mix signals.
+`httpx.AsyncHTTPTransport.handle_async_request` turns an httpx request into an httpcore one
+and hands it to `self._pool`; `EnginePool` is such a pool, over the engine. Keeping httpx's
+transport class (and its method) is what lets code that patches or wraps it (OpenTelemetry's
+and logfire's httpx instrumentation, pytest-httpx) see requests made through compat.
+
+The trace of a request comes in its extensions (`TRACE_EXTENSION`), never through shared
+state, so clients sharing one connector never mix signals.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpcore
 import httpx
 
 from .._exceptions import to_httpx_error
@@ -19,41 +24,42 @@ from ._connection import Body, Exchange
 from ._engine import Engine
 from ._mocked import httpcore_mocked, via_httpcore
 
-__all__ = ["EXCHANGE_EXTENSION", "TRACE_EXTENSION", "EngineTransport"]
+__all__ = ["EXCHANGE_EXTENSION", "TRACE_EXTENSION", "EnginePool", "engine_transport"]
 
 TRACE_EXTENSION = "compat.trace"
-"""Request extension carrying the request's `RequestTrace` to the transport."""
+"""Request extension carrying the request's `RequestTrace` to the engine."""
 
 EXCHANGE_EXTENSION = "compat.exchange"
-"""Response extension: the engine's `Exchange` behind an httpx response."""
+"""Response extension: the engine's `Exchange` behind a response."""
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-class EngineTransport(httpx.AsyncBaseTransport):
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+class EnginePool:
+    """httpcore's pool interface (what httpx's transport calls) over the engine."""
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         extensions = request.extensions
         trace: RequestTrace = extensions.get(TRACE_EXTENSION, NO_TRACE)
         url = request.url
         scheme = url.scheme
         port = url.port or _DEFAULT_PORTS.get(scheme)
         if port is None:
-            raise httpx.UnsupportedProtocol(f"Unsupported URL scheme {scheme!r}", request=request)
+            raise httpx.UnsupportedProtocol(f"Unsupported URL scheme {scheme.decode()!r}")
         if httpcore_mocked():
             return await via_httpcore(request, port)
         timeouts: dict[str, float | None] = extensions.get("timeout", {})
+        stream: Any = request.stream
+        body: Body = b"".join(stream) if isinstance(stream, httpx.ByteStream) else stream
         try:
-            head = _head(request)
-            stream: Any = request.stream
-            body: Body = b"".join(stream) if isinstance(stream, httpx.ByteStream) else stream
-            exchange = await self._engine.send(
-                (scheme, url.raw_host.decode("ascii"), port),
-                request.method,
-                head,
+            exchange = await self.engine.send(
+                (scheme.decode("ascii"), url.host.decode("ascii"), port),
+                request.method.decode("ascii", "replace"),
+                _head(request),
                 body,
                 trace,
                 read_timeout=timeouts.get("read"),
@@ -61,27 +67,42 @@ class EngineTransport(httpx.AsyncBaseTransport):
                 pool_timeout=timeouts.get("pool"),
             )
         except Exception as exc:
-            mapped = to_httpx_error(exc, request)
+            mapped = to_httpx_error(exc)
             if mapped is exc:
                 raise
             raise mapped from exc
-        return httpx.Response(
-            status_code=exchange.status,
+        return httpcore.Response(
+            status=exchange.status,
             headers=exchange.raw_headers,
-            stream=_ExchangeStream(exchange),
+            content=_ExchangeStream(exchange),
             extensions={
                 "http_version": b"HTTP/" + exchange.version.encode(),
                 "reason_phrase": exchange.reason,
                 "network_stream": NetworkStreamInfo(exchange),
                 EXCHANGE_EXTENSION: exchange,
             },
-            request=request,
         )
 
+    async def aclose(self) -> None:
+        """The connector's owner closes it; a transport over a shared one leaves it open."""
 
-def _head(request: httpx.Request) -> bytes:
+    async def __aenter__(self) -> EnginePool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def engine_transport(engine: Engine) -> httpx.AsyncHTTPTransport:
+    """An `httpx.AsyncHTTPTransport` whose pool is the engine (no request-level signals)."""
+    transport = httpx.AsyncHTTPTransport.__new__(httpx.AsyncHTTPTransport)
+    transport._pool = EnginePool(engine)  # type: ignore[assignment]
+    return transport
+
+
+def _head(request: httpcore.Request) -> bytes:
     """The request head from httpx's raw headers, refused if one would break the framing."""
-    raw = request.headers.raw
+    raw = request.headers
     fields = b"".join([b"%s: %s\r\n" % (name, value) for name, value in raw])
     if (
         fields.count(b"\r") != len(raw)
@@ -92,12 +113,13 @@ def _head(request: httpx.Request) -> bytes:
         raise httpx.LocalProtocolError(
             "Illegal header: a name that is not a token, or a CR, LF or NUL in a header"
         )
-    method = request.method.encode("ascii", "replace")
-    return b"%s %s HTTP/1.1\r\n%s\r\n" % (method, request.url.raw_path, fields)
+    return b"%s %s HTTP/1.1\r\n%s\r\n" % (request.method, request.url.target, fields)
 
 
-class _ExchangeStream(httpx.AsyncByteStream):
+class _ExchangeStream:
     """The response body as it came off the wire (httpx decodes it above the transport)."""
+
+    __slots__ = ("_exchange",)
 
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
@@ -117,9 +139,6 @@ class _ExchangeStream(httpx.AsyncByteStream):
         self._exchange.close()
 
 
-_EXTRA_NAMES = {"server_addr": "peername", "client_addr": "sockname"}
-
-
 class NetworkStreamInfo:
     """httpcore's `network_stream` extension, for code that asks it for socket details."""
 
@@ -133,3 +152,6 @@ class NetworkStreamInfo:
         if stream is None:
             return None
         return stream.get_extra_info(_EXTRA_NAMES.get(info, info))
+
+
+_EXTRA_NAMES = {"server_addr": "peername", "client_addr": "sockname"}

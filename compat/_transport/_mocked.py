@@ -16,7 +16,6 @@ import httpcore
 import httpx
 from yarl import URL
 
-from .._exceptions import to_httpx_error
 from .._tracing import RequestTrace
 from ._connection import Exchange
 
@@ -79,35 +78,24 @@ class MockedSender:
         await self._client.aclose()
 
 
-async def via_httpcore(request: httpx.Request, port: int) -> httpx.Response:
+async def via_httpcore(request: httpcore.Request, port: int) -> httpcore.Response:
     """Send `request` through httpcore's (patched) connection class."""
     url = request.url
-    conn = httpcore.AsyncHTTPConnection(httpcore.Origin(url.raw_scheme, url.raw_host, port))
-    core_request = httpcore.Request(
-        method=request.method,
-        url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=port, target=url.raw_path),
-        headers=request.headers.raw,
-        content=request.stream,
-        extensions=request.extensions,
-    )
+    conn = httpcore.AsyncHTTPConnection(httpcore.Origin(url.scheme, url.host, port))
     try:
-        core_response = await conn.handle_async_request(core_request)
-    except Exception as exc:
+        response = await conn.handle_async_request(request)
+    except BaseException:
         await conn.aclose()
-        mapped = to_httpx_error(exc, request)
-        if mapped is exc:
-            raise
-        raise mapped from exc
-    return httpx.Response(
-        status_code=core_response.status,
-        headers=core_response.headers,
-        stream=_CoreStream(core_response, conn),
-        extensions=core_response.extensions,
-        request=request,
+        raise
+    return httpcore.Response(
+        status=response.status,
+        headers=response.headers,
+        content=_CoreStream(response, conn),
+        extensions=response.extensions,
     )
 
 
-class _CoreStream(httpx.AsyncByteStream):
+class _CoreStream:
     def __init__(self, response: httpcore.Response, conn: httpcore.AsyncHTTPConnection) -> None:
         self._response = response
         self._conn = conn

@@ -102,7 +102,9 @@ class ConnectionPool:
         limit_per_host: int,
         keepalive_timeout: float | None,
         force_close: bool,
+        max_idle: int | None = None,
     ) -> None:
+        self.max_idle = max_idle  # httpx's max_keepalive_connections; None: no cap
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._keepalive_timeout = keepalive_timeout
@@ -264,7 +266,12 @@ class ConnectionPool:
         """A connection is done with a request: idle if it can carry another, else closed."""
         self.parked.discard(conn)
         host = self._hosts[conn.key]
-        if not self._closed and not self._force_close and conn.reusable:
+        if (
+            not self._closed
+            and not self._force_close
+            and conn.reusable
+            and (self.max_idle is None or self._idle_count < self.max_idle)
+        ):
             now = monotonic()
             conn.idle_since = now
             host.idle.append(conn)
