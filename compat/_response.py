@@ -10,11 +10,12 @@ one go.
 
 from __future__ import annotations
 
+import asyncio
 import json as json_module
 import math
 from collections.abc import Awaitable, Callable, Generator
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientResponse", "StreamReader"]
 
+_T = TypeVar("_T")
 _PIECE = 65536
 """The largest piece of body handed out (and signalled) when the caller names no size."""
 
@@ -279,6 +281,8 @@ class _BodyStream:
         "_finished_input",
         "_key",
         "_trace",
+        "completed",
+        "delivered",
         "eof",
         "method",
         "received",
@@ -306,11 +310,13 @@ class _BodyStream:
         self._key = key
         self._deadline = deadline
         self.received = 0
+        self.delivered = 0
+        self.completed = False
         self.eof = False
         self.released = False
 
-    async def next_chunk(self, max_bytes: int = _PIECE) -> bytes:
-        """At most `max_bytes` of the body, b"" at its end; fires the chunk and body signals."""
+    async def pull(self, max_bytes: int = _PIECE) -> bytes:
+        """At most `max_bytes` of the decoded body, as it arrives; b"" at its end."""
         if self.eof:
             return b""
         if self.released:
@@ -331,12 +337,57 @@ class _BodyStream:
         else:
             self.eof = True
             self.released = True
+        return chunk
+
+    def pull_nowait(self, max_bytes: int) -> bytes:
+        """What can be had without waiting (at most `max_bytes`), b"" if nothing."""
+        if self.eof or self.released:
+            return b""
+        exchange = self._exchange
+        decoder = self._decoder
         try:
-            await body_progress(self._trace, self.method, self.url, chunk, self.received)
+            if decoder is None:
+                chunk = exchange.read_nowait(max_bytes)
+            else:
+                while not (chunk := decoder.read(max_bytes)):
+                    data = exchange.read_nowait(_PIECE)
+                    if not data:
+                        break
+                    decoder.feed(data)
+        except DecodeError as exc:
+            self._exchange.distrust()
+            self.close()
+            raise ClientPayloadError(f"Cannot decode the response body: {exc}") from exc
+        self.received += len(chunk)
+        return chunk
+
+    def at_chunk_end(self) -> bool:
+        """Whether the bytes pulled so far end an HTTP chunk (undecoded chunked bodies)."""
+        ends = self._exchange.chunk_ends
+        if ends is None or self._decoder is not None:
+            return False
+        received = self.received
+        while ends and ends[0] < received:
+            ends.popleft()
+        if ends and ends[0] == received:
+            ends.popleft()
+            return True
+        return False
+
+    async def deliver(self, data: bytes, buffered: int) -> bytes:
+        """`data` goes to the caller: the chunk signal carries exactly it, and once the body is
+        all handed out (`buffered` bytes left unread), the body-complete signal."""
+        try:
+            if data:
+                self.delivered += len(data)
+                await body_progress(self._trace, self.method, self.url, data, self.delivered)
+            if self.eof and not buffered and not self.completed:
+                self.completed = True
+                await body_progress(self._trace, self.method, self.url, b"", self.delivered)
         except BaseException:
             self.close()  # a raising handler: the connection goes back all the same
             raise
-        return chunk
+        return data
 
     async def _decoded(self, decoder: ContentDecoder, max_bytes: int) -> bytes:
         read = self._exchange.read
@@ -355,7 +406,7 @@ class _BodyStream:
                 self._exchange.distrust()
                 raise ClientPayloadError(f"Cannot decode the response body: {exc}") from exc
 
-    async def within_deadline(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
+    async def within_deadline(self, read: Callable[[], Awaitable[_T]]) -> _T:
         """Run a read under `ClientTimeout.total`: one cancel scope per read call."""
         if self._deadline == math.inf or self._exchange.complete:
             return await read()  # nothing left to wait for: no timer needed
@@ -402,7 +453,12 @@ class _ConnectionInfo:
 
 
 class StreamReader:
-    """The body as a stream (`response.content`), for bodies too large to read at once."""
+    """The body as a stream (`response.content`), with aiohttp's reading methods.
+
+    Each read fires `on_response_chunk_received` with exactly the bytes it returns (aiohttp's
+    development branch does the same; 3.14 fires it from `ClientResponse.read()` only), except
+    `read()` of the whole body, which fires once per piece as the body arrives, so handlers see
+    its progress. `read_nowait` is synchronous and fires nothing."""
 
     def __init__(self, stream: _BodyStream) -> None:
         self._stream = stream
@@ -411,15 +467,31 @@ class StreamReader:
     def at_eof(self) -> bool:
         return self._stream.eof and not self._buffer
 
+    def is_eof(self) -> bool:
+        return self.at_eof()
+
+    def exception(self) -> BaseException | None:
+        return None
+
+    @property
+    def total_bytes(self) -> int:
+        return self._stream.received
+
     async def _fill(self, max_bytes: int = _PIECE) -> bool:
-        chunk = await self._stream.next_chunk(max_bytes)
+        chunk = await self._stream.pull(max_bytes)
         self._buffer += chunk
         return bool(chunk)
 
-    def _take(self, n: int) -> bytes:
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
-        return data
+    async def _give(self, n: int) -> bytes:
+        """Hand out the first `n` buffered bytes (all when n < 0), signalled."""
+        buffer = self._buffer
+        if n < 0 or n >= len(buffer):
+            data = bytes(buffer)
+            buffer.clear()
+        else:
+            data = bytes(buffer[:n])
+            del buffer[:n]
+        return await self._stream.deliver(data, len(buffer))
 
     async def read(self, n: int = -1) -> bytes:
         """Up to `n` bytes (all that is left when n < 0); b"" at the end."""
@@ -432,35 +504,77 @@ class StreamReader:
         return await self._stream.within_deadline(lambda: self._readexactly(n))
 
     async def readline(self) -> bytes:
-        return await self._stream.within_deadline(self._readline)
+        return await self.readuntil(b"\n")
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        """Up to and including `separator`; what is left, at the end of the body."""
+        if not separator:
+            raise ValueError("Separator should be at least one-byte string")
+        return await self._stream.within_deadline(lambda: self._readuntil(separator))
+
+    async def readchunk(self) -> tuple[bytes, bool]:
+        """The next piece and whether it ends an HTTP chunk; `(b"", False)` at the end."""
+        return await self._stream.within_deadline(self._readchunk)
+
+    def read_nowait(self, n: int = -1) -> bytes:
+        """What is already here (at most `n` bytes), without waiting; fires no signal."""
+        buffer = self._buffer
+        limit = _PIECE if n < 0 else n
+        while len(buffer) < limit:
+            chunk = self._stream.pull_nowait(limit - len(buffer))
+            if not chunk:
+                break
+            buffer += chunk
+        if n < 0 or n >= len(buffer):
+            data = bytes(buffer)
+            buffer.clear()
+        else:
+            data = bytes(buffer[:n])
+            del buffer[:n]
+        self._stream.delivered += len(data)
+        return data
 
     async def _read(self, n: int) -> bytes:
         if n < 0:
-            while await self._fill():
-                pass
-            return self._take(len(self._buffer))
-        if not self._buffer:
-            return await self._stream.next_chunk(n)
-        return self._take(n)
+            pieces = [await self._give(-1)] if self._buffer else []
+            while chunk := await self._stream.pull():
+                pieces.append(await self._stream.deliver(chunk, 0))
+            await self._stream.deliver(b"", 0)
+            return b"".join(pieces)
+        if not self._buffer and not await self._fill(n):
+            return await self._stream.deliver(b"", 0)
+        return await self._give(n)
 
     async def _readany(self) -> bytes:
         if not self._buffer:
             await self._fill()
-        return self._take(len(self._buffer))
+        return await self._give(-1)
 
     async def _readexactly(self, n: int) -> bytes:
-        while len(self._buffer) < n and await self._fill():
+        while len(self._buffer) < n and await self._fill(n - len(self._buffer)):
             pass
         if len(self._buffer) < n:
-            partial = self._take(len(self._buffer))
-            raise EOFError(f"Expected {n} bytes, got {len(partial)} before the end of the body")
-        return self._take(n)
+            partial = await self._give(-1)
+            raise asyncio.IncompleteReadError(partial, n)
+        return await self._give(n)
 
-    async def _readline(self) -> bytes:
-        while b"\n" not in self._buffer and await self._fill():
-            pass
-        end = self._buffer.find(b"\n")
-        return self._take(len(self._buffer) if end < 0 else end + 1)
+    async def _readuntil(self, separator: bytes) -> bytes:
+        start = 0
+        while (end := self._buffer.find(separator, start)) < 0:
+            start = max(len(self._buffer) - len(separator) + 1, 0)
+            if not await self._fill():
+                return await self._give(-1)
+        return await self._give(end + len(separator))
+
+    async def _readchunk(self) -> tuple[bytes, bool]:
+        if self._buffer:
+            return await self._give(-1), False
+        chunk = await self._stream.pull()
+        if not chunk:
+            await self._stream.deliver(b"", 0)
+            return b"", False
+        end = self._stream.at_chunk_end()
+        return await self._stream.deliver(chunk, 0), end
 
     def iter_chunked(self, n: int) -> _Chunks:
         """Chunks of `n` bytes (the last may be shorter)."""
@@ -472,16 +586,36 @@ class StreamReader:
         """Chunks as they arrive."""
         return _Chunks(self.readany)
 
+    def iter_chunks(self) -> _HttpChunks:
+        """`(data, end_of_http_chunk)` pairs, as `readchunk` gives them, to the end."""
+        return _HttpChunks(self.readchunk)
+
     def _read_up_to(self, n: int) -> Callable[[], Awaitable[bytes]]:
         async def read_up_to() -> bytes:
             while len(self._buffer) < n and await self._fill(n - len(self._buffer)):
                 pass
-            return self._take(n)
+            return await self._give(n)
 
         return lambda: self._stream.within_deadline(read_up_to)
 
     def __aiter__(self) -> _Chunks:
         return _Chunks(self.readline)
+
+
+class _HttpChunks:
+    __slots__ = ("_read",)
+
+    def __init__(self, read: Callable[[], Awaitable[tuple[bytes, bool]]]) -> None:
+        self._read = read
+
+    def __aiter__(self) -> _HttpChunks:
+        return self
+
+    async def __anext__(self) -> tuple[bytes, bool]:
+        data, end = await self._read()
+        if not data and not end:
+            raise StopAsyncIteration
+        return data, end
 
 
 class _Chunks:

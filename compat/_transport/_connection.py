@@ -64,6 +64,7 @@ class Exchange:
         "_conn",
         "_source",
         "buffered",
+        "chunk_ends",
         "complete",
         "error",
         "framing",
@@ -99,6 +100,7 @@ class Exchange:
         self.complete = False
         self.error: BaseException | None = None
         self._chunks: deque[bytes] = deque()
+        self.chunk_ends: deque[int] | None = None  # body offsets where an HTTP chunk ended
         self.buffered = 0
         self.received = 0
         self._conn: HTTP11Connection | None = None
@@ -169,9 +171,19 @@ class Exchange:
             conn.resume_reading()
         return chunk
 
-    def readable_now(self) -> int:
-        """Bytes of body buffered and readable without waiting."""
-        return self.buffered
+    def read_nowait(self, max_bytes: int) -> bytes:
+        """Up to `max_bytes` of what is buffered, without waiting; b"" if nothing is."""
+        chunks = self._chunks
+        if not chunks:
+            return b""
+        chunk = chunks[0]
+        if len(chunk) > max_bytes:
+            chunks[0] = chunk[max_bytes:]
+            chunk = chunk[:max_bytes]
+        else:
+            chunks.popleft()
+        self.buffered -= len(chunk)
+        return chunk
 
     def distrust(self) -> None:
         """The body was bad though framed well (corrupt compression): as aiohttp, do not reuse
@@ -539,6 +551,16 @@ class HTTP11Connection:
         size = len(body)
         exchange.buffered += size
         exchange.received += size
+
+    def on_chunk_complete(self) -> None:
+        exchange = self._current
+        if exchange is None or exchange.complete or self._leftover:
+            return
+        ends = exchange.chunk_ends
+        if ends is None:
+            ends = exchange.chunk_ends = deque()
+        if not ends or ends[-1] != exchange.received:
+            ends.append(exchange.received)
 
     def on_message_complete(self) -> None:
         exchange = self._current
