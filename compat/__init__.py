@@ -4,7 +4,7 @@ Replace `aiohttp.` with `compat.` in client and tracing code: the same handlers 
 and on trio.
 """
 
-from ._connector import TCPConnector
+from ._connector import TCPConnector, UnixConnector
 from ._exceptions import (
     ClientConnectionError,
     ClientConnectionResetError,
@@ -13,6 +13,7 @@ from ._exceptions import (
     ClientConnectorError,
     ClientConnectorSSLError,
     ClientError,
+    ClientHttpProxyError,
     ClientOSError,
     ClientPayloadError,
     ClientProxyConnectionError,
@@ -28,12 +29,13 @@ from ._exceptions import (
     RedirectClientError,
     ServerConnectionError,
     ServerDisconnectedError,
+    ServerFingerprintMismatch,
     ServerTimeoutError,
     SocketTimeoutError,
     TooManyRedirects,
 )
 from ._httpx import TracedTransport, traced_client
-from ._models import BasicAuth, ClientTimeout, RequestInfo
+from ._models import BasicAuth, ClientTimeout, Fingerprint, RequestInfo
 from ._params import (
     ConnectionEstablishedParams,
     RequestSentParams,
@@ -75,6 +77,7 @@ __all__ = [
     "ClientConnectorError",
     "ClientConnectorSSLError",
     "ClientError",
+    "ClientHttpProxyError",
     "ClientOSError",
     "ClientPayloadError",
     "ClientProxyConnectionError",
@@ -86,6 +89,7 @@ __all__ = [
     "ConnectionEstablishedParams",
     "ConnectionTimeoutError",
     "ContentTypeError",
+    "Fingerprint",
     "HostStats",
     "InvalidURL",
     "InvalidUrlClientError",
@@ -100,6 +104,7 @@ __all__ = [
     "ResponseHeadersReceivedParams",
     "ServerConnectionError",
     "ServerDisconnectedError",
+    "ServerFingerprintMismatch",
     "ServerTimeoutError",
     "Signal",
     "SocketTimeoutError",
@@ -126,6 +131,7 @@ __all__ = [
     "TraceRequestStartParams",
     "TraceResponseChunkReceivedParams",
     "TracedTransport",
+    "UnixConnector",
     "__version__",
     "traced_client",
 ]

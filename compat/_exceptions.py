@@ -46,6 +46,7 @@ __all__ = [
     "ClientConnectorError",
     "ClientConnectorSSLError",
     "ClientError",
+    "ClientHttpProxyError",
     "ClientOSError",
     "ClientPayloadError",
     "ClientProxyConnectionError",
@@ -62,6 +63,7 @@ __all__ = [
     "RedirectClientError",
     "ServerConnectionError",
     "ServerDisconnectedError",
+    "ServerFingerprintMismatch",
     "ServerTimeoutError",
     "SocketTimeoutError",
     "TooManyRedirects",
@@ -106,6 +108,10 @@ class ClientResponseError(ClientError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status!r}, message={self.message!r})"
+
+
+class ClientHttpProxyError(ClientResponseError):
+    """The proxy refused the CONNECT tunnel (its status, e.g. 407, is `status`)."""
 
 
 class ContentTypeError(ClientResponseError):
@@ -200,6 +206,23 @@ class ClientConnectorCertificateError(ClientSSLError, ssl.CertificateError):
 
 class ServerConnectionError(ClientConnectionError):
     """Base class of errors the server side of a connection caused."""
+
+
+class ServerFingerprintMismatch(ServerConnectionError):
+    """The server's certificate does not have the pinned fingerprint (`compat.Fingerprint`)."""
+
+    def __init__(self, expected: bytes, got: bytes, host: str, port: int) -> None:
+        self.expected = expected
+        self.got = got
+        self.host = host
+        self.port = port
+        self.args = (expected, got, host, port)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} expected={self.expected!r} got={self.got!r} "
+            f"host={self.host!r} port={self.port!r}>"
+        )
 
 
 class ServerDisconnectedError(ServerConnectionError):

@@ -1,14 +1,16 @@
-"""Small value types of aiohttp's client API: `ClientTimeout`, `BasicAuth`, `RequestInfo`."""
+"""Small value types of aiohttp's client API: `ClientTimeout`, `BasicAuth`, `RequestInfo`,
+`Fingerprint`."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass, field
 
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-__all__ = ["DEFAULT_TIMEOUT", "BasicAuth", "ClientTimeout", "RequestInfo"]
+__all__ = ["DEFAULT_TIMEOUT", "BasicAuth", "ClientTimeout", "Fingerprint", "RequestInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +67,27 @@ class RequestInfo:
     method: str
     headers: CIMultiDictProxy[str]
     real_url: URL = field(default_factory=URL)
+
+
+class Fingerprint:
+    """A pinned server certificate: its SHA-256 digest. With it, the chain is not verified,
+    the certificate must have exactly this digest (`ServerFingerprintMismatch` otherwise).
+
+    Compared by identity, as in aiohttp: connections made under one `Fingerprint` object are
+    reused only by requests passing that same object."""
+
+    __slots__ = ("_fingerprint",)
+
+    def __init__(self, fingerprint: bytes) -> None:
+        if len(fingerprint) in (16, 20):
+            raise ValueError("md5 and sha1 are insecure and not supported. Use sha256.")
+        if len(fingerprint) != 32:
+            raise ValueError("fingerprint has invalid length")
+        self._fingerprint = fingerprint
+
+    @property
+    def fingerprint(self) -> bytes:
+        return self._fingerprint
+
+    def digest_of(self, certificate: bytes) -> bytes:
+        return hashlib.sha256(certificate).digest()

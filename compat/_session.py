@@ -12,12 +12,15 @@ import http.cookiejar
 import http.cookies
 import json as json_module
 import math
+import netrc
+import os
 import re
 import sys
 import urllib.request
 import warnings
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator, Iterable
 from email.message import Message
+from ssl import SSLContext
 from typing import Any
 from urllib.parse import urlencode
 
@@ -40,7 +43,7 @@ from ._exceptions import (
     TotalTimeoutError,
     to_client_error,
 )
-from ._models import DEFAULT_TIMEOUT, BasicAuth, ClientTimeout, RequestInfo
+from ._models import DEFAULT_TIMEOUT, BasicAuth, ClientTimeout, Fingerprint, RequestInfo
 from ._params import TraceRequestRedirectParams
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
@@ -48,6 +51,7 @@ from ._transport._backends import Deadline, current_time
 from ._transport._connection import Exchange, request_head
 from ._transport._decoders import ACCEPT_ENCODING
 from ._transport._mocked import MockedSender, mocked
+from ._transport._opener import Proxy
 
 __all__ = ["ClientSession"]
 
@@ -87,7 +91,18 @@ class ClientSession:
         timeout: ClientTimeout = DEFAULT_TIMEOUT,
         raise_for_status: RaiseForStatus = False,
         trace_configs: Iterable[Any] | None = None,
+        proxy: str | URL | None = None,
+        proxy_auth: BasicAuth | None = None,
+        trust_env: bool = False,
+        auto_decompress: bool = True,
+        read_bufsize: int = 2**18,
+        skip_auto_headers: Iterable[str] | None = None,
+        requote_redirect_url: bool = True,
+        json_serialize: Callable[[Any], str] = json_module.dumps,
+        response_class: type[ClientResponse] | None = None,
     ) -> None:
+        if response_class is not None and not issubclass(response_class, ClientResponse):
+            raise TypeError("response_class must be a subclass of compat.ClientResponse")
         if timeout is not None and not isinstance(timeout, ClientTimeout):
             raise TypeError(f"timeout must be a ClientTimeout, not {type(timeout).__name__}")
         if auth is not None and not isinstance(auth, BasicAuth):
@@ -106,9 +121,30 @@ class ClientSession:
         for name, value in (cookies or {}).items():
             # Quoted as aiohttp's jar does: a value never splits into two cookies on the wire.
             self._cookies.set(name, _COOKIE_QUOTER.value_encode(str(value))[1])
+        self._proxy = None if proxy is None else URL(proxy)
+        self._proxy_auth = proxy_auth
+        self._trust_env = trust_env
+        self._auto_decompress = auto_decompress
+        self._read_bufsize = read_bufsize
+        self._skip_auto_headers = frozenset(h.lower() for h in skip_auto_headers or ())
+        self._requote_redirect_url = requote_redirect_url
+        self._json_serialize = json_serialize
+        self._response_class = response_class or ClientResponse
         self._to_release: list[Exchange] = []
         self._mocked: MockedSender | None = None
         self._closed = False
+
+    @property
+    def trust_env(self) -> bool:
+        return self._trust_env
+
+    @property
+    def auto_decompress(self) -> bool:
+        return self._auto_decompress
+
+    @property
+    def requote_redirect_url(self) -> bool:
+        return self._requote_redirect_url
 
     # --- public surface ---
 
@@ -219,6 +255,14 @@ class ClientSession:
         trace_request_ctx: Any = None,
         timeout: ClientTimeout | None = _UNSET,
         raise_for_status: RaiseForStatus | None = None,
+        ssl: bool | SSLContext | Fingerprint = True,
+        proxy: str | URL | None = None,
+        proxy_auth: BasicAuth | None = None,
+        proxy_headers: dict[str, str] | Iterable[tuple[str, str]] | None = None,
+        skip_auto_headers: Iterable[str] | None = None,
+        auto_decompress: bool | None = None,
+        read_bufsize: int | None = None,
+        chunked: bool | None = None,
     ) -> ClientResponse:
         if self._closed:
             raise RuntimeError("Session is closed")
@@ -247,9 +291,25 @@ class ClientSession:
             timeout = ClientTimeout()
         elif not isinstance(timeout, ClientTimeout):
             raise TypeError(f"timeout must be a ClientTimeout, not {type(timeout).__name__}")
+        if not isinstance(ssl, (bool, SSLContext, Fingerprint)):
+            raise TypeError(f"ssl should be SSLContext, Fingerprint, or bool, got {ssl!r} instead.")
         headers_md = CIMultiDict(self._default_headers)
         if headers:
             headers_md.update(headers)
+        options = _Options(
+            ssl,
+            None if proxy is None else URL(proxy),
+            proxy_auth,
+            tuple(CIMultiDict(proxy_headers or ()).items()),
+            self._skip_auto_headers
+            if skip_auto_headers is None
+            else frozenset(h.lower() for h in skip_auto_headers),
+            self._auto_decompress if auto_decompress is None else auto_decompress,
+            self._read_bufsize if read_bufsize is None else read_bufsize,
+            bool(chunked),
+            timeout,
+            math.inf,
+        )
 
         tracer = self._tracer
         trace = tracer.start(trace_request_ctx) if tracer.configs else NO_TRACE
@@ -261,26 +321,21 @@ class ClientSession:
         history: list[ClientResponse] = []
         try:
             deadline = math.inf if not timeout.total else current_time() + timeout.total
+            options.deadline = deadline
             async with Deadline(deadline) as scope:
                 if not _TOKEN.fullmatch(method):
                     raise ValueError(f"Method cannot contain non-token characters: {method!r}")
                 if not url.host or not url.scheme:
                     raise InvalidUrlClientError(url)
-                body, content_type = _body(data, json)
+                body, content_type = _body(data, json, self._json_serialize)
                 auth = auth or self._auth
+                if auth is None and self._trust_env:
+                    auth = _netrc_auth(url.raw_host or "")  # aiohttp: netrc for the target
                 retry = method in _IDEMPOTENT  # once, on a dropped connection, as aiohttp
                 while True:
                     try:
                         response = await self._send(
-                            method,
-                            url,
-                            headers_md,
-                            body,
-                            content_type,
-                            auth,
-                            trace,
-                            timeout,
-                            deadline,
+                            method, url, headers_md, body, content_type, auth, trace, options
                         )
                     except ClientConnectorError:
                         raise
@@ -318,7 +373,7 @@ class ClientSession:
                             "Use bytes or set allow_redirects=False."
                         )
                     response.release()  # a redirect's body is never decoded, only dropped
-                    next_url = _redirect_target(url, location)
+                    next_url = _redirect_target(url, location, self._requote_redirect_url)
                     if next_url.origin() != url.origin():
                         auth = None
                         for name in ("Authorization", "Cookie", "Proxy-Authorization"):
@@ -358,14 +413,14 @@ class ClientSession:
         content_type: str | None,
         auth: BasicAuth | None,
         trace: RequestTrace,
-        timeout: ClientTimeout,
-        deadline: float,
+        options: _Options,
     ) -> ClientResponse:
         """One hop: the wire headers, the engine's exchange, the response head."""
         items = [("Host", url.host_port_subcomponent or "")] if "Host" not in headers_md else []
         items.extend(headers_md.items())
+        skip = options.skip_auto_headers
         for name, value in _DEFAULT_HEADERS:
-            if name not in headers_md:
+            if name not in headers_md and (not skip or name.lower() not in skip):
                 items.append((name, value))
         if auth is not None and "Authorization" not in headers_md:
             items.append(("Authorization", auth.encode()))
@@ -379,7 +434,7 @@ class ClientSession:
                 )
         elif isinstance(body, bytes):
             items.append(("Content-Length", str(len(body))))
-        elif body is not None:
+        elif body is not None or options.chunked:
             if "Transfer-Encoding" not in headers_md:
                 items.append(("Transfer-Encoding", "chunked"))
         elif method in _BODY_METHODS:
@@ -388,7 +443,13 @@ class ClientSession:
             cookie = _cookie_header(self._cookies.jar, url)
             if cookie is not None:
                 items.append(("Cookie", cookie))
-        head = request_head(method, url.raw_path_qs or "/", items)
+        target = url.raw_path_qs or "/"
+        proxy = self._proxy_for(url, options)
+        if proxy is not None and url.scheme == "http":
+            target = str(url.with_fragment(None))  # absolute form, to a forwarding proxy
+            if proxy.authorization is not None and "Proxy-Authorization" not in headers_md:
+                items.append(("Proxy-Authorization", proxy.authorization))
+        head = request_head(method, target, items)
         wire = CIMultiDict(items)
         trace.method, trace.url, trace.headers = method, url, wire
         request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
@@ -399,8 +460,9 @@ class ClientSession:
                     self._mocked = MockedSender(self._connector.transport())
                 exchange = await self._mocked.send(method, url, items, body, trace)
             else:
+                timeout = options.timeout
                 exchange = await self._connector._engine.send(
-                    (url.scheme, url.raw_host or "", url.port or 0),
+                    (url.scheme, url.raw_host or "", url.port or 0, options.ssl, proxy),
                     method,
                     head,
                     body,
@@ -408,6 +470,7 @@ class ClientSession:
                     read_timeout=timeout.sock_read,
                     connect_timeout=timeout.sock_connect,
                     connect_budget=timeout.connect,
+                    read_bufsize=options.read_bufsize,
                 )
         except Exception as exc:
             error = to_client_error(exc, key, request_info)
@@ -416,15 +479,103 @@ class ClientSession:
             raise error from exc
         if exchange.header(b"set-cookie") is not None:
             _extract_cookies(self._cookies.jar, url, exchange)
-        return ClientResponse(
-            method, url, exchange, request_info, trace, key, deadline, self._defer_release
+        return self._response_class(
+            method,
+            url,
+            exchange,
+            request_info,
+            trace,
+            key,
+            options.deadline,
+            self._defer_release,
+            decompress=options.decompress,
         )
+
+    def _proxy_for(self, url: URL, options: _Options) -> Proxy | None:
+        """The proxy of this hop: the request's, the session's, or (trust_env) the
+        environment's, re-read for every hop as aiohttp does; NO_PROXY and netrc honoured."""
+        proxy_url = options.proxy or self._proxy
+        auth = options.proxy_auth or self._proxy_auth
+        if proxy_url is None and self._trust_env:
+            proxy_url, auth = _env_proxy(url)
+        if proxy_url is None:
+            return None
+        if proxy_url.scheme not in ("http", "https"):
+            raise ValueError(f"Only http proxies are supported, not {proxy_url.scheme!r}")
+        url_auth = BasicAuth.from_url(proxy_url)
+        if url_auth is not None:
+            auth, proxy_url = url_auth, proxy_url.with_user(None)
+        return Proxy(proxy_url, None if auth is None else auth.encode(), options.proxy_headers)
 
 
 def _cookie_header(jar: http.cookiejar.CookieJar, url: URL) -> str | None:
     request = urllib.request.Request(str(url))
     jar.add_cookie_header(request)
     return request.get_header("Cookie")
+
+
+class _Options:
+    """A request's settings that every hop uses."""
+
+    __slots__ = (
+        "chunked",
+        "deadline",
+        "decompress",
+        "proxy",
+        "proxy_auth",
+        "proxy_headers",
+        "read_bufsize",
+        "skip_auto_headers",
+        "ssl",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        ssl: bool | SSLContext | Fingerprint,
+        proxy: URL | None,
+        proxy_auth: BasicAuth | None,
+        proxy_headers: tuple[tuple[str, str], ...],
+        skip_auto_headers: frozenset[str],
+        decompress: bool,
+        read_bufsize: int,
+        chunked: bool,
+        timeout: ClientTimeout,
+        deadline: float,
+    ) -> None:
+        self.ssl = ssl
+        self.proxy = proxy
+        self.proxy_auth = proxy_auth
+        self.proxy_headers = proxy_headers
+        self.skip_auto_headers = skip_auto_headers
+        self.decompress = decompress
+        self.read_bufsize = read_bufsize
+        self.chunked = chunked
+        self.timeout = timeout
+        self.deadline = deadline
+
+
+def _env_proxy(url: URL) -> tuple[URL | None, BasicAuth | None]:
+    """HTTP(S)_PROXY / NO_PROXY for `url`, with netrc credentials for the proxy's host."""
+    host = url.raw_host or ""
+    if urllib.request.proxy_bypass(host):
+        return None, None
+    value = urllib.request.getproxies().get(url.scheme)
+    if not value:
+        return None, None
+    proxy_url = URL(value if "://" in value else f"http://{value}")
+    return proxy_url, _netrc_auth(proxy_url.raw_host or "")
+
+
+def _netrc_auth(host: str) -> BasicAuth | None:
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(host)
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return None
+    if entry is None:
+        return None
+    login, _, password = entry
+    return BasicAuth(login or "", password or "")
 
 
 class _HeadersView:
@@ -446,10 +597,12 @@ def _extract_cookies(jar: http.cookiejar.CookieJar, url: URL, exchange: Exchange
     )
 
 
-def _body(data: Data | None, json: Any) -> tuple[bytes | AsyncIterable[bytes] | None, str | None]:
+def _body(
+    data: Data | None, json: Any, serialize: Callable[[Any], str] = json_module.dumps
+) -> tuple[bytes | AsyncIterable[bytes] | None, str | None]:
     """The request body and its Content-Type for aiohttp's `data=` / `json=`."""
     if json is not _UNSET:
-        return json_module.dumps(json).encode(), "application/json"
+        return serialize(json).encode(), "application/json"
     if data is None:
         return None, None
     if isinstance(data, (bytes, bytearray)):
@@ -465,10 +618,10 @@ def _body(data: Data | None, json: Any) -> tuple[bytes | AsyncIterable[bytes] | 
     raise TypeError(f"Unsupported data type: {type(data).__name__}")
 
 
-def _redirect_target(url: URL, location: str) -> URL:
+def _redirect_target(url: URL, location: str, requote: bool = True) -> URL:
     """Where a Location header points, resolved against the hop's URL, as aiohttp does."""
     try:
-        target = URL(location)
+        target = URL(location, encoded=not requote)
     except ValueError as exc:
         raise InvalidUrlRedirectClientError(
             location, "Server attempted redirecting to a location that does not look like a URL"

@@ -42,9 +42,9 @@ from ._backends import NetworkStream
 
 __all__ = ["Body", "Exchange", "HTTP11Connection", "request_head"]
 
-_HIGH_WATER = 256 * 1024
-"""Unread body bytes buffered before reading pauses (aiohttp: 2 x its 128 KiB read buffer)."""
-_LOW_WATER = 64 * 1024
+_HIGH_WATER = 2 * 2**18
+"""Unread body bytes buffered before reading pauses: aiohttp's, 2 x its 256 KiB read_bufsize
+(a response whose whole body fits frees its connection unread; a larger one holds it)."""
 _MAX_HEAD = 64 * 1024 + 8190
 """A response head larger than this is refused (aiohttp: 8190 bytes a line, 32 KiB of fields)."""
 _MAX_FIELD = 8190
@@ -70,6 +70,7 @@ class Exchange:
         "framing",
         "head_done",
         "head_taken",
+        "high_water",
         "informational",
         "keep_alive",
         "method",
@@ -83,8 +84,15 @@ class Exchange:
         "wants_no_body",
     )
 
-    def __init__(self, method: str, trace: RequestTrace, read_timeout: float | None) -> None:
+    def __init__(
+        self,
+        method: str,
+        trace: RequestTrace,
+        read_timeout: float | None,
+        high_water: int = _HIGH_WATER,
+    ) -> None:
         self.method = method
+        self.high_water = high_water
         self.trace = trace
         self.read_timeout = read_timeout
         self.wants_no_body = method == "HEAD"
@@ -167,7 +175,7 @@ class Exchange:
             chunks.popleft()
         buffered = self.buffered = self.buffered - len(chunk)
         conn = self._conn
-        if conn is not None and conn.reading_paused and buffered < _LOW_WATER:
+        if conn is not None and conn.reading_paused and buffered < self.high_water // 4:
             conn.resume_reading()
         return chunk
 
@@ -422,7 +430,7 @@ class HTTP11Connection:
             self._finished = None
             if not self._writing and self._current is finished:
                 self._finish(finished)
-        elif exchange.buffered > _HIGH_WATER and not self.reading_paused:
+        elif exchange.buffered > exchange.high_water and not self.reading_paused:
             self.reading_paused = True
             self.stream.pause_reading()
 
@@ -517,13 +525,17 @@ class HTTP11Connection:
         exchange.version = parser.get_http_version()
         exchange.keep_alive = parser.should_keep_alive()
         exchange.head_done = True
-        if exchange.wants_no_body or status in (101, 204, 304):
+        if (
+            exchange.wants_no_body
+            or status in (101, 204, 304)
+            or (exchange.method == "CONNECT" and 200 <= status < 300)  # a tunnel now
+        ):
             exchange.framing = _NONE
             if status == 101 and exchange.header(b"upgrade") is not None:
                 exchange.keep_alive = False  # an upgraded connection is not HTTP any more
             exchange.complete = True
             self._finished = exchange
-            if exchange.wants_no_body or status == 101:
+            if exchange.wants_no_body or status == 101 or exchange.method == "CONNECT":
                 self._parser = None  # its state expects a body that will not come
             return
         framing = _TO_CLOSE

@@ -16,8 +16,8 @@ from .._exceptions import ConnectionTimeoutError
 from .._tracing import RequestTrace
 from ._connection import Body, Exchange, HTTP11Connection
 from ._dns import Resolver
-from ._opener import Opener
-from ._pool import ConnectionPool, Key
+from ._opener import Opener, Route
+from ._pool import ConnectionPool
 
 __all__ = ["Engine"]
 
@@ -34,14 +34,15 @@ class Engine:
         resolver: Resolver,
         ssl_context: ssl.SSLContext,
         local_host: str | None,
+        unix_path: str | None = None,
     ) -> None:
         self.pool = pool
         self.resolver = resolver
-        self.opener = Opener(resolver, ssl_context, local_host)
+        self.opener = Opener(resolver, ssl_context, local_host, unix_path)
 
     async def send(
         self,
-        key: Key,
+        key: Route,
         method: str,
         head: bytes,
         body: Body,
@@ -51,6 +52,7 @@ class Engine:
         connect_timeout: float | None = None,
         connect_budget: float | None = None,
         pool_timeout: float | None = None,
+        read_bufsize: int = 2**18,
     ) -> Exchange:
         """Write the request on a pooled or new connection; return once the head is in.
 
@@ -74,14 +76,14 @@ class Engine:
             connect_timeout = left if connect_timeout is None else min(connect_timeout, left)
         if conn is None:
             try:
-                stream = await self.opener.open(*key, trace, connect_timeout)
+                stream = await self.opener.open(key, trace, connect_timeout)
             except BaseException:
                 pool.discard(key, None)
                 raise
             conn = HTTP11Connection(
                 stream, key, pool.release, pool.parked if stream.pulls else None
             )
-        exchange = Exchange(method, trace, read_timeout)
+        exchange = Exchange(method, trace, read_timeout, 2 * read_bufsize)
         try:
             await conn.request(exchange, head, body)
         except BaseException:

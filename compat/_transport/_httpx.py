@@ -57,7 +57,7 @@ class EnginePool:
         body: Body = b"".join(stream) if isinstance(stream, httpx.ByteStream) else stream
         try:
             exchange = await self.engine.send(
-                (scheme.decode("ascii"), url.host.decode("ascii"), port),
+                (scheme.decode("ascii"), url.host.decode("ascii"), port, True, None),
                 request.method.decode("ascii", "replace"),
                 _head(request),
                 body,

@@ -1,25 +1,35 @@
-"""Opening one connection: our DNS, TCP to each resolved address in turn, then TLS.
+"""Opening one connection: our DNS, TCP to each resolved address in turn (or a Unix socket, or
+a proxy and its CONNECT tunnel), then TLS.
 
 It runs in the requesting task, between the create signals, so they bracket exactly the work
-of opening; failures leave here as aiohttp's connector errors.
+of opening; failures leave here as aiohttp's connector errors. As in aiohttp, a proxy's own
+address is resolved without DNS signals, and the tunnel's CONNECT exchange is not traced.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
+from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import anyio
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from .._exceptions import (
     ClientConnectorCertificateError,
     ClientConnectorDNSError,
     ClientConnectorError,
     ClientConnectorSSLError,
+    ClientHttpProxyError,
+    ClientProxyConnectionError,
     ConnectionKey,
     ConnectionTimeoutError,
+    ServerFingerprintMismatch,
 )
+from .._models import Fingerprint, RequestInfo
 from .._params import (
     ConnectionEstablishedParams,
     TlsHandshakeEndParams,
@@ -27,14 +37,31 @@ from .._params import (
     TraceConnectionCreateEndParams,
     TraceConnectionCreateStartParams,
 )
-from .._tracing import RequestTrace
-from ._backends import NetworkStream, open_tcp
+from .._tracing import NO_TRACE, RequestTrace
+from ._backends import NetworkStream, open_tcp, open_unix
+from ._connection import Exchange, HTTP11Connection, request_head
 from ._dns import Resolver
 
-__all__ = ["Opener", "default_ssl_context"]
+__all__ = ["Opener", "Proxy", "Route", "default_ssl_context"]
 
 _CREATE_START = TraceConnectionCreateStartParams()
 _CREATE_END = TraceConnectionCreateEndParams()
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """Where a request goes through: the proxy's URL (no credentials), the Proxy-Authorization
+    value, and the headers for its CONNECT."""
+
+    url: URL
+    authorization: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Route = tuple[str, str, int, Any, "Proxy | None"]
+"""A pool key: (scheme, host, port, ssl, proxy). `ssl` is the request's TLS choice: True (the
+connector's context), False, an `ssl.SSLContext` or a `Fingerprint`; as in aiohttp, it is part
+of the key, so no request reuses a connection made under other TLS settings."""
 
 
 @cache
@@ -49,29 +76,41 @@ def default_ssl_context(verify: bool = True) -> ssl.SSLContext:
 
 
 class Opener:
-    """Opens connections for one connector: its resolver, TLS context and local address."""
+    """Opens connections for one connector: its resolver, TLS context and local address, or
+    its Unix socket path."""
 
     def __init__(
-        self, resolver: Resolver, ssl_context: ssl.SSLContext, local_host: str | None
+        self,
+        resolver: Resolver,
+        ssl_context: ssl.SSLContext,
+        local_host: str | None,
+        unix_path: str | None = None,
     ) -> None:
         self._resolver = resolver
         self._ssl_context = ssl_context
         self._local_host = local_host
+        self._unix_path = unix_path
 
-    async def open(
-        self, scheme: str, host: str, port: int, trace: RequestTrace, timeout: float | None
-    ) -> NetworkStream:
+    async def open(self, route: Route, trace: RequestTrace, timeout: float | None) -> NetworkStream:
         """A connected (and for https, TLS-wrapped) stream; fires the create signals."""
+        scheme, host, port, ssl_choice, proxy = route
         plan = trace.plan
-        tls = scheme == "https"
+        tls = scheme == "https" and self._unix_path is None  # aiohttp: no TLS over Unix
         if plan.on_connection_create_start:
             await trace.send(plan.on_connection_create_start, _CREATE_START)
-        key = ConnectionKey(host, port, tls)
+        key = ConnectionKey(host, port, tls, ssl_choice)
         try:
             with anyio.fail_after(timeout):
-                addresses = await self._resolver.resolve(host, port, trace)
-                stream = await self._connect_first(addresses, port, key)
+                if self._unix_path is not None:
+                    stream = await self._connect_unix(self._unix_path, key)
+                elif proxy is None:
+                    addresses = await self._resolver.resolve(host, port, trace)
+                    stream = await self._connect_first(addresses, port, key)
+                else:
+                    stream = await self._connect_proxy(proxy)
                 try:
+                    if proxy is not None and tls:
+                        await _tunnel(stream, host, port, proxy)
                     if tls:
                         stream = await self._start_tls(stream, key, trace, timeout)
                 except BaseException:
@@ -113,6 +152,29 @@ class Opener:
         assert error is not None
         raise ClientConnectorError(key, error) from error
 
+    async def _connect_unix(self, path: str, key: ConnectionKey) -> NetworkStream:
+        try:
+            return await open_unix(path)
+        except OSError as exc:
+            raise ClientConnectorError(key, exc) from exc
+
+    async def _connect_proxy(self, proxy: Proxy) -> NetworkStream:
+        host, port = proxy.url.raw_host or "", proxy.url.port or 80
+        key = ConnectionKey(host, port, False)
+        try:
+            addresses = await self._resolver.resolve(host, port, NO_TRACE)
+            return await self._connect_first(addresses, port, key)
+        except (OSError, ClientConnectorError) as exc:
+            os_error = exc.os_error if isinstance(exc, ClientConnectorError) else exc
+            raise ClientProxyConnectionError(key, os_error) from exc
+
+    def _context(self, ssl_choice: Any) -> ssl.SSLContext:
+        if ssl_choice is True:
+            return self._ssl_context
+        if isinstance(ssl_choice, ssl.SSLContext):
+            return ssl_choice
+        return default_ssl_context(False)  # ssl=False, or a Fingerprint (checked after)
+
     async def _start_tls(
         self, stream: NetworkStream, key: ConnectionKey, trace: RequestTrace, timeout: float | None
     ) -> NetworkStream:
@@ -121,15 +183,21 @@ class Opener:
         if plan.on_tls_handshake_start:
             await trace.send(plan.on_tls_handshake_start, TlsHandshakeStartParams(host=host))
         try:
-            stream = await stream.start_tls(self._ssl_context, host, timeout)
+            stream = await stream.start_tls(self._context(key.ssl), host, timeout)
         except ssl.CertificateError as exc:
             raise ClientConnectorCertificateError(key, exc) from exc
         except ssl.SSLError as exc:
             raise ClientConnectorSSLError(key, exc) from exc
         except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
             raise ClientConnectorError(key, _os_error(exc)) from exc
+        ssl_object = stream.get_extra_info("ssl_object")
+        if isinstance(key.ssl, Fingerprint):
+            certificate = ssl_object.getpeercert(binary_form=True) if ssl_object else b""
+            got = key.ssl.digest_of(certificate or b"")
+            if got != key.ssl.fingerprint:
+                stream.close()
+                raise ServerFingerprintMismatch(key.ssl.fingerprint, got, host, key.port or 0)
         if plan.on_tls_handshake_end:
-            ssl_object = stream.get_extra_info("ssl_object")
             cipher = ssl_object.cipher() if ssl_object is not None else None
             await trace.send(
                 plan.on_tls_handshake_end,
@@ -143,6 +211,32 @@ class Opener:
                 ),
             )
         return stream
+
+
+async def _tunnel(stream: NetworkStream, host: str, port: int, proxy: Proxy) -> None:
+    """Ask the proxy for a tunnel to host:port (HTTP CONNECT); untraced, as in aiohttp."""
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    headers = [("Host", authority), *proxy.headers]
+    if proxy.authorization is not None:
+        headers.append(("Proxy-Authorization", proxy.authorization))
+    conn = HTTP11Connection(stream, None, _ignore)
+    exchange = Exchange("CONNECT", NO_TRACE, None)
+    try:
+        await conn.request(exchange, request_head("CONNECT", authority, headers), None)
+    finally:
+        stream.receiver = None  # the stream now carries the tunnel, not HTTP
+    if exchange.status != 200:
+        url = URL.build(scheme="http", host=host, port=port)
+        raise ClientHttpProxyError(
+            RequestInfo(url, "CONNECT", CIMultiDictProxy(CIMultiDict(headers)), url),
+            (),
+            status=exchange.status,
+            message=exchange.reason.decode("latin-1"),
+        )
+
+
+def _ignore(_: object) -> None:
+    """The tunnel's one exchange needs no pool."""
 
 
 def _os_error(exc: BaseException) -> OSError:

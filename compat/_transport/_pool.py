@@ -21,6 +21,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from time import monotonic
+from typing import Any
 
 import anyio
 
@@ -35,8 +36,8 @@ from ._connection import HTTP11Connection as Connection
 
 __all__ = ["ConnectionPool", "HostStats", "Key", "PoolStats"]
 
-Key = tuple[str, str, int]
-"""(scheme, host, port) of an origin."""
+Key = tuple[Any, ...]
+"""A route: (scheme, host, port, ssl, proxy), see `_opener.Route`."""
 
 _QUEUED_START = TraceConnectionQueuedStartParams()
 _QUEUED_END = TraceConnectionQueuedEndParams()

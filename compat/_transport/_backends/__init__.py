@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import anyio
 
-__all__ = ["Deadline", "NetworkStream", "Receiver", "current_time", "open_tcp"]
+__all__ = ["Deadline", "NetworkStream", "Receiver", "current_time", "open_tcp", "open_unix"]
 
 _HAS_ASYNCIO_TIMEOUT = sys.version_info >= (3, 11)
 
@@ -159,3 +159,16 @@ def _cancel_scope(when: float) -> Any:
 
         return cancel_scope(when)
     return anyio.CancelScope(deadline=when)
+
+
+async def open_unix(path: str) -> NetworkStream:
+    """A connection to a Unix socket, on the running event loop's stream type."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        from ._trio import open_unix as open_trio
+
+        return await open_trio(path)
+    from ._asyncio import open_unix as open_asyncio
+
+    return await open_asyncio(path)

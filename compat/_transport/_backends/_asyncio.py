@@ -13,7 +13,7 @@ from typing import Any
 
 from . import NetworkStream, Receiver
 
-__all__ = ["AsyncioStream", "open_tcp"]
+__all__ = ["AsyncioStream", "open_tcp", "open_unix"]
 
 
 class AsyncioStream(asyncio.Protocol):
@@ -161,4 +161,10 @@ async def open_tcp(address: str, port: int, local_host: str | None) -> NetworkSt
         port,
         local_addr=(local_host, 0) if local_host else None,
     )
+    return stream
+
+
+async def open_unix(path: str) -> NetworkStream:
+    loop = asyncio.get_running_loop()
+    _, stream = await loop.create_unix_connection(lambda: AsyncioStream(loop), path)
     return stream

@@ -19,7 +19,7 @@ import trio
 
 from . import NetworkStream, Receiver, socket_address
 
-__all__ = ["TrioStream", "cancel_scope", "open_tcp"]
+__all__ = ["TrioStream", "cancel_scope", "open_tcp", "open_unix"]
 
 _READ_SIZE = 65536
 _BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError)
@@ -143,3 +143,9 @@ async def open_tcp(address: str, port: int, local_host: str | None) -> NetworkSt
 
 def cancel_scope(deadline: float) -> trio.CancelScope:
     return trio.CancelScope(deadline=deadline)
+
+
+async def open_unix(path: str) -> NetworkStream:
+    stream = await anyio.connect_unix(path)
+    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    return TrioStream(stream, raw, tls=False)
