@@ -19,13 +19,16 @@ __all__ = ["TCPConnector", "UnixConnector"]
 _UNSET: Any = object()
 
 
-def _ssl_context(ssl: bool | ssl_module.SSLContext) -> ssl_module.SSLContext:
-    """aiohttp's `ssl=`: True verifies certificates (the default), False does not."""
+def _ssl_context(ssl: bool | ssl_module.SSLContext, http2: bool) -> ssl_module.SSLContext:
+    """aiohttp's `ssl=`: True verifies certificates (the default), False does not. With
+    HTTP/2 on, a context of the user's gets ALPN `h2, http/1.1` set on it."""
     if isinstance(ssl, ssl_module.SSLContext):
+        if http2:
+            ssl.set_alpn_protocols(["h2", "http/1.1"])
         return ssl
     if not isinstance(ssl, bool):
         raise TypeError(f"ssl must be a bool or an ssl.SSLContext, not {type(ssl).__name__}")
-    return default_ssl_context(ssl)
+    return default_ssl_context(ssl, http2)
 
 
 class TCPConnector:
@@ -49,7 +52,18 @@ class TCPConnector:
         local_addr: tuple[str, int] | None = None,
         family: int = socket.AF_UNSPEC,
         enable_cleanup_closed: bool = False,
+        http2: bool = False,
+        http1: bool = True,
     ) -> None:
+        if not http1 and not http2:
+            raise ValueError("At least one of http1 and http2 must be True")
+        if http2:
+            try:
+                import h2  # noqa: F401
+            except ImportError as exc:
+                raise ImportError(
+                    "HTTP/2 needs the h2 package: pip install 'httpx-trace-compat[http2]'"
+                ) from exc
         if not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a non-negative int, got {limit!r}")
         if not isinstance(limit_per_host, int) or limit_per_host < 0:
@@ -69,12 +83,15 @@ class TCPConnector:
             limit_per_host=limit_per_host,
             keepalive_timeout=keepalive_timeout,
             force_close=force_close,
+            http2=http2,
         )
         self._engine = Engine(
             pool=self._pool,
             resolver=self._resolver,
-            ssl_context=_ssl_context(ssl),
+            ssl_context=_ssl_context(ssl, http2),
             local_host=local_addr[0] if local_addr else None,
+            http2=http2,
+            http1=http1,
         )
 
     def transport(self) -> httpx.AsyncHTTPTransport:

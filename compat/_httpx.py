@@ -48,10 +48,10 @@ _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20
 
 
 @cache
-def _httpx_default_context(verify: bool) -> ssl.SSLContext:
+def _httpx_default_context(verify: bool, http2: bool) -> ssl.SSLContext:
     """httpx's default context (certifi's CAs), built once per process."""
     context = httpx.create_ssl_context(verify=verify, trust_env=False)
-    context.set_alpn_protocols(["http/1.1"])
+    context.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
     return context
 
 
@@ -84,8 +84,6 @@ class TracedTransport(httpx.AsyncHTTPTransport):
         retries: int = 0,
         socket_options: Any = None,
     ) -> None:
-        if http2 or not http1:
-            raise _refuse("HTTP/2", "http2=True and http1=False are not built yet")
         if proxy is not None:
             raise _refuse("proxies", "proxy= is not built yet")
         if uds is not None:
@@ -95,21 +93,21 @@ class TracedTransport(httpx.AsyncHTTPTransport):
         if socket_options is not None:
             raise _refuse("socket_options", "the engine sets its own socket options")
         custom = (
-            verify is not True
+            http2
+            or not http1
+            or verify is not True
             or cert is not None
             or limits != _DEFAULT_LIMITS
             or local_address is not None
         )
         if connector is not None and custom:
             raise ValueError(
-                "Pass verify, cert, limits and local_address to TracedTransport or configure "
-                "the connector, not both"
+                "Pass verify, cert, limits, local_address, http1 and http2 to TracedTransport "
+                "or configure the connector, not both"
             )
         if connector is None:
-            if verify is True and cert is None:
-                context = _httpx_default_context(True)
-            elif verify is False and cert is None:
-                context = _httpx_default_context(False)
+            if verify in (True, False) and cert is None:
+                context = _httpx_default_context(bool(verify), http2)
             else:
                 context = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
             connector = TCPConnector(
@@ -117,6 +115,8 @@ class TracedTransport(httpx.AsyncHTTPTransport):
                 keepalive_timeout=limits.keepalive_expiry,
                 ssl=context,
                 local_addr=(local_address, 0) if local_address else None,
+                http2=http2,
+                http1=http1,
             )
             connector._pool.max_idle = limits.max_keepalive_connections
             connector_owner = True

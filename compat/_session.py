@@ -48,7 +48,7 @@ from ._params import TraceRequestRedirectParams
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
 from ._transport._backends import Deadline, current_time
-from ._transport._connection import Exchange, request_head
+from ._transport._connection import Exchange
 from ._transport._decoders import ACCEPT_ENCODING
 from ._transport._mocked import MockedSender, mocked
 from ._transport._opener import Proxy
@@ -449,7 +449,6 @@ class ClientSession:
             target = str(url.with_fragment(None))  # absolute form, to a forwarding proxy
             if proxy.authorization is not None and "Proxy-Authorization" not in headers_md:
                 items.append(("Proxy-Authorization", proxy.authorization))
-        head = request_head(method, target, items)
         wire = CIMultiDict(items)
         trace.method, trace.url, trace.headers = method, url, wire
         request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
@@ -464,7 +463,8 @@ class ClientSession:
                 exchange = await self._connector._engine.send(
                     (url.scheme, url.raw_host or "", url.port or 0, options.ssl, proxy),
                     method,
-                    head,
+                    target,
+                    items,
                     body,
                     trace,
                     read_timeout=timeout.sock_read,

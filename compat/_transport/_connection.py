@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import httptools
@@ -40,7 +40,7 @@ from .._params import (
 from .._tracing import RequestTrace
 from ._backends import NetworkStream
 
-__all__ = ["Body", "Exchange", "HTTP11Connection", "request_head"]
+__all__ = ["Body", "Exchange", "HTTP11Connection", "request_head", "request_head_bytes"]
 
 _HIGH_WATER = 2 * 2**18
 """Unread body bytes buffered before reading pauses: aiohttp's, 2 x its 256 KiB read_bufsize
@@ -52,6 +52,18 @@ _COALESCE = 16 * 1024
 """A bytes body up to this size goes out in the same write as the head: one send, not two."""
 
 Body = bytes | AsyncIterable[bytes] | None
+
+
+class Carrier(Protocol):
+    """What an `Exchange` needs of the connection it came on (HTTP/1.1 or HTTP/2)."""
+
+    stream: NetworkStream
+
+    async def wait(self, exchange: Exchange) -> None: ...
+    def abort(self, exchange: Exchange) -> None: ...
+    def consumed(self, exchange: Exchange, size: int) -> None: ...
+    def close(self) -> None: ...
+
 
 _CHUNKED, _LENGTH, _TO_CLOSE, _NONE = 1, 2, 3, 4  # how the response body is delimited
 
@@ -67,6 +79,7 @@ class Exchange:
         "chunk_ends",
         "complete",
         "error",
+        "events",
         "framing",
         "head_done",
         "head_taken",
@@ -79,8 +92,10 @@ class Exchange:
         "reason",
         "received",
         "status",
+        "stream_id",
         "trace",
         "version",
+        "wakeup",
         "wants_no_body",
     )
 
@@ -107,11 +122,14 @@ class Exchange:
         self.framing = _NONE
         self.complete = False
         self.error: BaseException | None = None
+        self.stream_id = 0  # HTTP/2: the stream; -1 once it has left its connection
+        self.events = 0  # HTTP/2: bumped whenever a frame for this stream arrives
+        self.wakeup: Any = None
         self._chunks: deque[bytes] = deque()
         self.chunk_ends: deque[int] | None = None  # body offsets where an HTTP chunk ended
         self.buffered = 0
         self.received = 0
-        self._conn: HTTP11Connection | None = None
+        self._conn: Carrier | None = None
         self._source: AsyncIterator[bytes] | None = None
 
     @classmethod
@@ -173,10 +191,10 @@ class Exchange:
             chunk = chunk[:max_bytes]
         else:
             chunks.popleft()
-        buffered = self.buffered = self.buffered - len(chunk)
+        self.buffered -= len(chunk)
         conn = self._conn
-        if conn is not None and conn.reading_paused and buffered < self.high_water // 4:
-            conn.resume_reading()
+        if conn is not None:
+            conn.consumed(self, len(chunk))
         return chunk
 
     def read_nowait(self, max_bytes: int) -> bytes:
@@ -191,14 +209,17 @@ class Exchange:
         else:
             chunks.popleft()
         self.buffered -= len(chunk)
+        conn = self._conn
+        if conn is not None:
+            conn.consumed(self, len(chunk))
         return chunk
 
     def distrust(self) -> None:
         """The body was bad though framed well (corrupt compression): as aiohttp, do not reuse
         the connection it came on, unless another request already has it."""
         conn = self._conn
-        if conn is not None and conn._current is None:  # (if current: `close` aborts it)
-            conn.close()
+        if isinstance(conn, HTTP11Connection) and conn._current is None:
+            conn.close()  # (if still current, the caller's `close` aborts it)
 
     def close(self) -> None:
         """The caller is done with the response: an unfinished one closes its connection."""
@@ -211,6 +232,8 @@ class Exchange:
 
 class HTTP11Connection:
     """Writes requests and parses responses; `on_free` gets it back when an exchange ends."""
+
+    http2 = False
 
     __slots__ = (
         "_current",
@@ -266,7 +289,10 @@ class HTTP11Connection:
     def close(self) -> None:
         self.broken = True
         self.stream.close()
-        self.stream.receiver = None  # no cycle left between a closed connection and its stream
+        # No reference cycle left (connection <-> stream, connection <-> parser): a closed
+        # connection is freed without waiting for the garbage collector.
+        self.stream.receiver = None
+        self._parser = None
 
     # --- a request ---
 
@@ -404,6 +430,11 @@ class HTTP11Connection:
     def resume_reading(self) -> None:
         self.reading_paused = False
         self.stream.resume_reading()
+
+    def consumed(self, exchange: Exchange, size: int) -> None:
+        """The caller read `size` bytes: resume reading once most of the buffer is gone."""
+        if self.reading_paused and exchange.buffered < exchange.high_water // 4:
+            self.resume_reading()
 
     # --- fed by the stream ---
 
@@ -625,3 +656,21 @@ def request_head(method: str, target: str, headers: list[tuple[str, str]]) -> by
             if len(_checked_names) < 4096:
                 _checked_names.add(name)
     return f"{method} {target} HTTP/1.1\r\n{lines}\r\n".encode()
+
+
+_BYTES_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def request_head_bytes(method: str, target: str, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """`request_head` for headers already bytes (httpx's), refused if one would break framing."""
+    fields = b"".join([b"%s: %s\r\n" % (name, value) for name, value in headers])
+    if (
+        fields.count(b"\r") != len(headers)
+        or fields.count(b"\n") != len(headers)
+        or b"\x00" in fields
+        or not all(_BYTES_TOKEN.fullmatch(name) for name, _ in headers)
+    ):
+        raise ValueError(
+            "Illegal header: a name that is not a token, or a CR, LF or NUL in a header"
+        )
+    return b"%s %s HTTP/1.1\r\n%s\r\n" % (method.encode(), target.encode(), fields)

@@ -9,15 +9,20 @@ from __future__ import annotations
 import re
 import ssl
 from time import monotonic
+from typing import TYPE_CHECKING
 
 import anyio
 
 from .._exceptions import ConnectionTimeoutError
 from .._tracing import RequestTrace
-from ._connection import Body, Exchange, HTTP11Connection
+from ._backends import NetworkStream
+from ._connection import Body, Exchange, HTTP11Connection, request_head, request_head_bytes
 from ._dns import Resolver
 from ._opener import Opener, Route
 from ._pool import ConnectionPool
+
+if TYPE_CHECKING:  # h2 is an optional extra: imported only when HTTP/2 is used
+    from ._http2 import HTTP2Connection
 
 __all__ = ["Engine"]
 
@@ -35,7 +40,11 @@ class Engine:
         ssl_context: ssl.SSLContext,
         local_host: str | None,
         unix_path: str | None = None,
+        http2: bool = False,
+        http1: bool = True,
     ) -> None:
+        self.http2 = http2
+        self.http1 = http1
         self.pool = pool
         self.resolver = resolver
         self.opener = Opener(resolver, ssl_context, local_host, unix_path)
@@ -44,7 +53,8 @@ class Engine:
         self,
         key: Route,
         method: str,
-        head: bytes,
+        target: str,
+        headers: list[tuple[str, str]] | list[tuple[bytes, bytes]],
         body: Body,
         trace: RequestTrace,
         *,
@@ -61,6 +71,10 @@ class Engine:
         `pool_timeout` bounds waiting in the pool's queue alone (httpx's `pool`)."""
         if not _TOKEN.fullmatch(method):
             raise ValueError(f"Method cannot contain non-token characters: {method!r}")
+        if headers and isinstance(headers[0][0], bytes):
+            head = request_head_bytes(method, target, headers)
+        else:
+            head = request_head(method, target, headers)  # type: ignore[arg-type]
         pool = self.pool
         if connect_budget is None:
             conn = await pool.acquire(key, trace, pool_timeout)
@@ -75,18 +89,67 @@ class Engine:
             left = max(connect_budget - (monotonic() - started), 0.0)
             connect_timeout = left if connect_timeout is None else min(connect_timeout, left)
         if conn is None:
-            try:
-                stream = await self.opener.open(key, trace, connect_timeout)
-            except BaseException:
-                pool.discard(key, None)
-                raise
-            conn = HTTP11Connection(
-                stream, key, pool.release, pool.parked if stream.pulls else None
-            )
+            conn = await self._open(key, trace, connect_timeout)
         exchange = Exchange(method, trace, read_timeout, 2 * read_bufsize)
         try:
-            await conn.request(exchange, head, body)
+            if isinstance(conn, HTTP11Connection):
+                await conn.request(exchange, head, body)
+            else:
+                await conn.request(exchange, *_h2_fields(key, method, target, headers), body)
         except BaseException:
             conn.abort(exchange)
             raise
         return exchange
+
+    async def _open(
+        self, key: Route, trace: RequestTrace, timeout: float | None
+    ) -> HTTP11Connection | HTTP2Connection:
+        """A new connection for the slot just taken: HTTP/2 if the server agreed (ALPN) or
+        if asked for by prior knowledge, else HTTP/1.1."""
+        pool = self.pool
+        try:
+            stream = await self.opener.open(key, trace, timeout)
+            if self.http2 and _speaks_h2(stream, key, self.http1):
+                from ._http2 import HTTP2Connection
+
+                h2 = HTTP2Connection(stream, key, pool.h2_stream_done)
+                try:
+                    await h2.start()
+                except BaseException:
+                    stream.close()
+                    raise
+                pool.opened(key, h2)
+                return h2
+        except BaseException:
+            pool.discard(key, None)
+            raise
+        pool.opened(key, None)
+        return HTTP11Connection(stream, key, pool.release, pool.parked if stream.pulls else None)
+
+
+def _speaks_h2(stream: NetworkStream, key: Route, http1: bool) -> bool:
+    ssl_object = stream.get_extra_info("ssl_object")
+    if ssl_object is not None:
+        return bool(ssl_object.selected_alpn_protocol() == "h2")
+    return not http1 and key[0] == "http"  # prior knowledge, as httpx's http1=False
+
+
+def _h2_fields(
+    key: Route,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]] | list[tuple[bytes, bytes]],
+) -> tuple[bytes, bytes, bytes, bytes, list[tuple[bytes, bytes]]]:
+    """HTTP/2's pseudo-header values and the other headers, as bytes."""
+    fields: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if isinstance(name, bytes) and isinstance(value, bytes):
+            fields.append((name, value))
+        elif isinstance(name, str) and isinstance(value, str):
+            fields.append((name.encode(), value.encode()))
+    authority = next((v for k, v in fields if k.lower() == b"host"), None)
+    if authority is None:
+        scheme, host, port = key[0], key[1], key[2]
+        default = port == (443 if scheme == "https" else 80)
+        authority = (host if default else f"{host}:{port}").encode()
+    return method.encode(), authority, key[0].encode(), target.encode(), fields

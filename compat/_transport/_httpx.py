@@ -59,7 +59,8 @@ class EnginePool:
             exchange = await self.engine.send(
                 (scheme.decode("ascii"), url.host.decode("ascii"), port, True, None),
                 request.method.decode("ascii", "replace"),
-                _head(request),
+                url.target.decode("ascii"),
+                list(request.headers),
                 body,
                 trace,
                 read_timeout=timeouts.get("read"),
@@ -98,22 +99,6 @@ def engine_transport(engine: Engine) -> httpx.AsyncHTTPTransport:
     transport = httpx.AsyncHTTPTransport.__new__(httpx.AsyncHTTPTransport)
     transport._pool = EnginePool(engine)  # type: ignore[assignment]
     return transport
-
-
-def _head(request: httpcore.Request) -> bytes:
-    """The request head from httpx's raw headers, refused if one would break the framing."""
-    raw = request.headers
-    fields = b"".join([b"%s: %s\r\n" % (name, value) for name, value in raw])
-    if (
-        fields.count(b"\r") != len(raw)
-        or fields.count(b"\n") != len(raw)
-        or b"\x00" in fields
-        or not all(_TOKEN.fullmatch(name) for name, _ in raw)
-    ):
-        raise httpx.LocalProtocolError(
-            "Illegal header: a name that is not a token, or a CR, LF or NUL in a header"
-        )
-    return b"%s %s HTTP/1.1\r\n%s\r\n" % (request.method, request.url.target, fields)
 
 
 class _ExchangeStream:

@@ -21,7 +21,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -33,6 +33,9 @@ from .._params import (
 )
 from .._tracing import RequestTrace
 from ._connection import HTTP11Connection as Connection
+
+if TYPE_CHECKING:  # h2 is an optional extra: imported only when HTTP/2 is used
+    from ._http2 import HTTP2Connection
 
 __all__ = ["ConnectionPool", "HostStats", "Key", "PoolStats"]
 
@@ -76,10 +79,24 @@ class _Waiter:
 
 
 class _Host:
-    __slots__ = ("idle", "in_global_queue", "in_use", "key", "waiters")
+    __slots__ = (
+        "h2",
+        "h2_changed",
+        "h2_opening",
+        "idle",
+        "in_global_queue",
+        "in_use",
+        "key",
+        "waiters",
+    )
 
     def __init__(self, key: Key) -> None:
         self.key = key
+        # HTTP/2: the origin's one multiplexed connection, the opening that may become it,
+        # and an event set whenever one of its streams ends (or it goes away).
+        self.h2: HTTP2Connection | None = None
+        self.h2_opening: anyio.Event | None = None
+        self.h2_changed: anyio.Event | None = None
         # Reused from the right (freshest first); the oldest, at the left, expire first.
         self.idle: deque[Connection] = deque()
         self.in_use = 0
@@ -104,8 +121,10 @@ class ConnectionPool:
         keepalive_timeout: float | None,
         force_close: bool,
         max_idle: int | None = None,
+        http2: bool = False,
     ) -> None:
         self.max_idle = max_idle  # httpx's max_keepalive_connections; None: no cap
+        self.http2 = http2
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._keepalive_timeout = keepalive_timeout
@@ -223,15 +242,21 @@ class ConnectionPool:
 
     async def acquire(
         self, key: Key, trace: RequestTrace, wait_timeout: float | None = None
-    ) -> Connection | None:
+    ) -> Connection | HTTP2Connection | None:
         """A slot for `key` and an idle connection, or None: the caller opens one.
 
         The slot counts as in use until `release` (or `discard`) gives it back. `wait_timeout`
-        bounds the wait in the queue only (httpx's pool timeout), not the handlers' time."""
+        bounds the wait in the queue only (httpx's pool timeout), not the handlers' time.
+        With HTTP/2 on, a request may instead get a stream of the origin's HTTP/2
+        connection (reuse), which takes no slot: the connection holds one for its life."""
         if self._closed:
             raise ClientConnectionError("Connector is closed.")
         if self._idle_order:
             self._expire(monotonic())
+        if self.http2:
+            h2 = await self._h2_stream(key, trace, wait_timeout)
+            if h2 is not None:
+                return h2
         host = self._hosts.get(key)
         if host is None:
             host = self._hosts[key] = _Host(key)
@@ -248,7 +273,81 @@ class ConnectionPool:
             except BaseException:
                 self.release(conn)
                 raise
+        elif self.http2:
+            host.h2_opening = anyio.Event()  # others for this origin wait to see if it is h2
         return conn
+
+    # --- HTTP/2 ---
+
+    async def _h2_stream(
+        self, key: Key, trace: RequestTrace, timeout: float | None
+    ) -> HTTP2Connection | None:
+        """A stream on the origin's HTTP/2 connection, waiting for one that is being opened
+        or (queued signals) for a free stream; None if there is no HTTP/2 connection."""
+        while True:
+            host = self._hosts.get(key)
+            if host is None:
+                return None
+            h2 = host.h2
+            if h2 is not None and not h2.usable:
+                h2 = None
+            if h2 is not None and h2.has_capacity():
+                h2.reserved += 1
+                try:
+                    plan = trace.plan
+                    if plan.on_connection_reuseconn:
+                        await trace.send(plan.on_connection_reuseconn, _REUSECONN)
+                except BaseException:
+                    self.h2_stream_done(h2, 1)
+                    raise
+                return h2
+            if h2 is not None:  # at the server's stream limit: wait for a stream to end
+                changed = host.h2_changed = host.h2_changed or anyio.Event()
+                plan = trace.plan
+                if plan.on_connection_queued_start:
+                    await trace.send(plan.on_connection_queued_start, _QUEUED_START)
+                with anyio.move_on_after(timeout) as scope:
+                    await changed.wait()
+                if scope.cancelled_caught:
+                    raise PoolTimeoutError(f"Timed out waiting {timeout}s for an HTTP/2 stream")
+                if plan.on_connection_queued_end:
+                    await trace.send(plan.on_connection_queued_end, _QUEUED_END)
+                continue
+            opening = host.h2_opening
+            if opening is None:
+                return None
+            await opening.wait()
+
+    def opened(self, key: Key, conn: Connection | HTTP2Connection | None) -> None:
+        """The connection a request opened for `key` is up (or failed: None); an HTTP/2 one
+        becomes the origin's, shared from now on."""
+        host = self._hosts.get(key)
+        if host is None:
+            return
+        if conn is not None and conn.http2:
+            assert not isinstance(conn, Connection)
+            host.h2 = conn
+            conn.reserved += 1
+            conn.holds_slot = True
+        opening, host.h2_opening = host.h2_opening, None
+        if opening is not None:
+            opening.set()
+
+    def h2_stream_done(self, conn: HTTP2Connection, streams: int) -> None:
+        """`streams` of `conn` ended (0: it changed otherwise, e.g. GOAWAY)."""
+        conn.reserved -= streams
+        host = self._hosts.get(conn.key)
+        if host is None:
+            return
+        changed, host.h2_changed = host.h2_changed, None
+        if changed is not None:
+            changed.set()
+        if not conn.usable and conn.reserved <= 0 and conn.holds_slot:
+            conn.holds_slot = False
+            if host.h2 is conn:
+                host.h2 = None
+            conn.stream.close()
+            self._free(host)
 
     def _take_idle(self, host: _Host) -> Connection | None:
         idle = host.idle
@@ -295,6 +394,7 @@ class ConnectionPool:
         """Free the slot of a request whose connection failed (or was never opened)."""
         if conn is not None:
             conn.close()
+        self.opened(key, None)
         self._free(self._hosts[key])
 
     def _expire(self, now: float) -> None:
@@ -337,6 +437,10 @@ class ConnectionPool:
             self._timer.cancel()
             self._timer = None
         for host in list(self._hosts.values()):
+            if host.h2 is not None:
+                h2, host.h2 = host.h2, None
+                h2.goaway = True
+                h2.close()
             idle, host.idle = host.idle, deque()
             for conn in idle:
                 conn.close()

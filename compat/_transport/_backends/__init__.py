@@ -45,6 +45,9 @@ class NetworkStream(Protocol):
     async def send(self, data: bytes) -> None:
         """Write `data`; return when the stream can take more."""
 
+    def write_nowait(self, data: bytes) -> bool:
+        """Write `data` without waiting if this stream can (asyncio); False if it cannot."""
+
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None
     ) -> NetworkStream:

@@ -104,6 +104,13 @@ class AsyncioStream(asyncio.Protocol):
             drain = self._drain = self._loop.create_future()
             await drain
 
+    def write_nowait(self, data: bytes) -> bool:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return True  # nowhere to write: dropped, as the connection is gone
+        transport.write(data)
+        return True
+
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None
     ) -> NetworkStream:

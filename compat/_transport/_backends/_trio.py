@@ -85,6 +85,9 @@ class TrioStream:
         except _BROKEN as exc:
             raise ConnectionResetError(str(exc) or type(exc).__name__) from exc
 
+    def write_nowait(self, data: bytes) -> bool:
+        return False  # trio writes only from a task: the caller sends it at its next await
+
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None
     ) -> NetworkStream:
