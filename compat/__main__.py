@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-redirects", action="store_true")
     parser.add_argument("--timeout", type=float, default=30.0, help="total seconds per request")
     parser.add_argument("--insecure", action="store_true", help="do not verify certificates")
+    parser.add_argument(
+        "--http2", action="store_true", help="offer HTTP/2 (ALPN); needs the http2 extra"
+    )
     return parser
 
 
@@ -144,7 +147,7 @@ async def _one(session: ClientSession, method: str, url: str, args: argparse.Nam
 
 async def _run(urls: Sequence[str], args: argparse.Namespace) -> list[_Outcome]:
     ssl_arg: bool | ssl.SSLContext = not args.insecure
-    connector = TCPConnector(limit=args.limit, ssl=ssl_arg)
+    connector = TCPConnector(limit=args.limit, ssl=ssl_arg, http2=args.http2)
     config = timing_trace_config()
 
     async def keep_timings(session: Any, ctx: Any, params: Any) -> None:

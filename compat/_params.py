@@ -183,6 +183,8 @@ class ConnectionEstablishedParams:
     peer: tuple[str, int] | None
     local: tuple[str, int] | None
     tls: bool
+    protocol: str = "HTTP/1.1"
+    """"HTTP/1.1" or "HTTP/2" (negotiated by ALPN, or HTTP/2 by prior knowledge)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +193,8 @@ class RequestSentParams:
 
     method: str
     url: URL
+    stream_id: int | None = None
+    """HTTP/2: the request's stream on its multiplexed connection; None on HTTP/1.1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +204,8 @@ class ResponseHeadersReceivedParams:
     method: str
     url: URL
     status: int
+    stream_id: int | None = None
+    """HTTP/2: the request's stream on its multiplexed connection; None on HTTP/1.1."""
 
 
 @dataclass(frozen=True, slots=True)

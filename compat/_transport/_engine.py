@@ -48,6 +48,7 @@ class Engine:
         self.pool = pool
         self.resolver = resolver
         self.opener = Opener(resolver, ssl_context, local_host, unix_path)
+        self.opener.h2_prior_knowledge = http2 and not http1
 
     async def send(
         self,

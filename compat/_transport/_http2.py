@@ -147,7 +147,9 @@ class HTTP2Connection:
         if body:
             await self._send_body(exchange, stream_id, body)
         if plan.on_request_sent:
-            await trace.send(plan.on_request_sent, RequestSentParams(trace.method, trace.url))
+            await trace.send(
+                plan.on_request_sent, RequestSentParams(trace.method, trace.url, stream_id)
+            )
         while not exchange.head_done:
             if exchange.error is not None:
                 raise exchange.error
@@ -156,7 +158,7 @@ class HTTP2Connection:
         if plan.on_response_headers_received:
             await trace.send(
                 plan.on_response_headers_received,
-                ResponseHeadersReceivedParams(trace.method, trace.url, exchange.status),
+                ResponseHeadersReceivedParams(trace.method, trace.url, exchange.status, stream_id),
             )
 
     async def _send_body(self, exchange: Exchange, stream_id: int, body: Body) -> None:

@@ -90,6 +90,7 @@ class Opener:
         self._ssl_context = ssl_context
         self._local_host = local_host
         self._unix_path = unix_path
+        self.h2_prior_knowledge = False  # the engine's: http2 and not http1 on http://
 
     async def open(self, route: Route, trace: RequestTrace, timeout: float | None) -> NetworkStream:
         """A connected (and for https, TLS-wrapped) stream; fires the create signals."""
@@ -132,6 +133,7 @@ class Opener:
                         peer=_address(stream.get_extra_info("peername")),
                         local=_address(stream.get_extra_info("sockname")),
                         tls=tls,
+                        protocol=self._protocol(stream, scheme),
                     ),
                 )
         except BaseException:  # a raising handler: nobody else will close this stream
@@ -167,6 +169,12 @@ class Opener:
         except (OSError, ClientConnectorError) as exc:
             os_error = exc.os_error if isinstance(exc, ClientConnectorError) else exc
             raise ClientProxyConnectionError(key, os_error) from exc
+
+    def _protocol(self, stream: NetworkStream, scheme: str) -> str:
+        ssl_object = stream.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            return "HTTP/2" if ssl_object.selected_alpn_protocol() == "h2" else "HTTP/1.1"
+        return "HTTP/2" if self.h2_prior_knowledge and scheme == "http" else "HTTP/1.1"
 
     def _context(self, ssl_choice: Any) -> ssl.SSLContext:
         if ssl_choice is True:

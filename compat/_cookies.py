@@ -1,0 +1,632 @@
+"""aiohttp's `CookieJar` and `DummyCookieJar`, rebuilt to behave as aiohttp 3.14.5's do.
+
+Cookies live in buckets keyed `(domain, path without trailing "/")`; a cookie set without a
+URL and without Domain lands in the `("", "")` bucket and goes to every host, IPs included.
+Set-Cookie fields are parsed one cookie per field with aiohttp's lenient grammar (names may
+hold `[]`, values may hold spaces); `http.cookies.SimpleCookie.load` would drop those.
+Expiry uses `time.time()`, looked up at each call, so tests can patch the clock.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import datetime
+import json
+import math
+import os
+import pickle
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from http.cookies import BaseCookie, CookieError, Morsel, SimpleCookie
+from types import MappingProxyType
+from typing import TypeAlias
+
+from yarl import URL
+
+__all__ = ["CookieJar", "DummyCookieJar", "response_cookies"]
+
+LooseCookies: TypeAlias = (
+    Mapping[str, str | Morsel[str]] | Iterable[tuple[str, str | Morsel[str]]] | BaseCookie[str]
+)
+_NO_URL = URL()
+_Key = tuple[str, str, str]  # (domain, path key, name)
+_Entry = tuple["Morsel[str]", _Key, str, str, int]  # stored, key, value and coded value sent, size
+
+_QUOTER = SimpleCookie()
+# Limits as aiohttp 3.14 enforces them (Firefox's numbers), and RFC 6265 6.1's per-field ones.
+_DOMAIN_MAX, _DOMAIN_QUOTA, _TOTAL_MAX, _TOTAL_QUOTA = 180, 150, 3300, 3000
+_REQUEST_MAX, _HEADER_MAX, _HEADER_PREFIX = 150, 8190, len("Cookie: ")
+_RESPONSE_MAX, _PAIR_MAX, _ATTR_VALUE_MAX, _ATTR_STEPS = 50, 4096, 1024, 32
+_FLAGS = frozenset(("secure", "httponly", "partitioned"))
+_KNOWN = _FLAGS | {"path", "domain", "max-age", "expires", "samesite", "version", "comment"}
+_ATTRS = tuple(Morsel())  # this Python's attribute names, in Morsel's order
+_SKIP = frozenset(("max-age", "expires"))  # the absolute deadline is saved instead
+_MAX_TIME = int(datetime.datetime.max.replace(tzinfo=datetime.timezone.utc).timestamp()) - 1
+try:
+    calendar.timegm(time.gmtime(_MAX_TIME))
+except (OSError, OverflowError):  # Windows or 32-bit time_t
+    _MAX_TIME = 2**31 - 1
+
+_CTL = re.compile(r"[\x00-\x1f\x7f]")
+_FIELD_CTL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed in a field
+_BAD_NAME = re.compile(r'[^\x21-\x7e]|[",;\\]')  # names: visible ASCII but these four
+_ATTR_START = re.compile(r"[^;\s]", re.ASCII)
+_ESCAPE = re.compile(r"\\(?:([0-3][0-7]{2})|(.))")
+_TOKEN = r"\w!#%&'~`><@,:/$*+\-.^|)(?}{\[\]"  # a name's chars; a value's may also be "="
+_QUOTED = r'"(?:[^\\"]|\\.)*"'
+_QUOTED_PAIR = re.compile(
+    rf"\s*(?P<name>[{_TOKEN}]+)\s*=\s*(?P<value>{_QUOTED})[ \t]*(?:;|$)", re.ASCII
+)
+_VALUE = "|".join(
+    (
+        _QUOTED,
+        r'"[^";]*',  # an unterminated quote runs to the next ";"
+        r"(?:\w{3,6}day|\w{3}),\s[\w\s-]{9,11}\s[\d:]{8}\s(?:GMT|[+-]\d{4})",  # RFC 1123/850
+        r"\w{3}\s+\w{3}\s+[\s\d]\d\s+\d{2}:\d{2}:\d{2}\s+\d{4}",  # asctime()
+        rf"[{_TOKEN}=]*",
+    )
+)
+_ATTR = re.compile(
+    rf"\s*(?P<name>[{_TOKEN}]+)(?:\s*=\s*(?P<value>{_VALUE}))?\s*(?:\s+|;|$)", re.ASCII
+)
+_DATE_TOKEN = re.compile(r"[\x00-\x08\x0a-\x1f\d:A-Za-z\x7f-\xff]+")
+_DATE_TIME = re.compile(r"(\d{1,2}):(\d{1,2}):(\d{1,2})")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def _is_ip(host: str | None) -> bool:
+    """aiohttp's heuristic: a colon (IPv6), or only digits and dots (IPv4)."""
+    if not host:
+        return False
+    return ":" in host or host.replace(".", "").isdigit()
+
+
+def _domain_match(domain: str, host: str) -> bool:
+    return host == domain or (bool(domain) and host.endswith("." + domain) and not _is_ip(host))
+
+
+def _utf8_len(text: str) -> int | None:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # lone surrogates
+        return None
+
+
+def _unquote(text: str) -> str:
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return text
+    return _ESCAPE.sub(lambda m: chr(int(m[1], 8)) if m[1] else m[2], text[1:-1])
+
+
+def _morsel(key: str, value: str, coded: str) -> Morsel[str]:
+    """A Morsel holding exactly this key and coded value (Morsel.set would refuse `[]`)."""
+    morsel: Morsel[str] = Morsel()
+    morsel.__setstate__({"key": key, "value": value, "coded_value": coded})  # type: ignore[attr-defined]
+    return morsel
+
+
+def _parse_date(text: str) -> int | None:
+    """RFC 6265 5.1.1 cookie-date, to a Unix timestamp."""
+    hms: tuple[int, ...] | None = None
+    day = month = year = None
+    for token in _DATE_TOKEN.findall(text):
+        if hms is None and (match := _DATE_TIME.match(token)):
+            hms = tuple(int(part) for part in match.groups())
+        elif day is None and (match := re.match(r"\d{1,2}", token)):
+            day = int(match[0])
+        elif month is None and token[:3].lower() in _MONTHS:
+            month = _MONTHS.index(token[:3].lower()) + 1
+        elif year is None and (match := re.match(r"\d{2,4}", token)):
+            year = int(match[0])
+    if hms is None or day is None or month is None or year is None:
+        return None
+    year += 1900 if 70 <= year <= 99 else 2000 if year <= 69 else 0
+    if not 1 <= day <= 31 or year < 1601 or hms[0] > 23 or hms[1] > 59 or hms[2] > 59:
+        return None
+    return calendar.timegm((year, month, day, *hms, -1, -1, -1))
+
+
+def _parse_field(field: str) -> tuple[str, Morsel[str]] | None:
+    """One Set-Cookie field to (name, Morsel), or None when aiohttp would skip it."""
+    pair_end = field.find(";")
+    if pair_end < 0:
+        pair_end = attrs_at = len(field)
+    else:
+        attrs_at = pair_end + 1
+    quoted = _QUOTED_PAIR.match(field) if '"' in field[:pair_end] else None
+    if quoted and ";" in quoted["value"]:  # a quoted value may hold ";"
+        name, coded, attrs_at = quoted["name"], quoted["value"], quoted.end()
+    else:
+        name, eq, coded = field[:pair_end].partition("=")
+        if not eq:
+            return None
+    name, coded = name.strip(" \t"), coded.strip(" \t")
+    size = _utf8_len(name + coded)
+    if not name or _BAD_NAME.search(name) or size is None or size > _PAIR_MAX:
+        return None
+    if _CTL.search(value := _unquote(coded)):
+        return None
+    try:
+        morsel = _morsel(name, value, coded)
+    except CookieError:  # CPython builds that validate in __setstate__
+        return None
+    attrs, pos = field[attrs_at:], 0
+    for _ in range(_ATTR_STEPS):
+        if pos >= len(attrs):
+            break
+        if (match := _ATTR.match(attrs, pos)) is None:  # skip to the next attribute
+            nxt = attrs.find(";", pos) + 1
+            start = _ATTR_START.search(attrs, nxt) if nxt else None
+            if start is None:
+                break
+            pos = start.start()
+            continue
+        pos, attr = match.end(), match["name"].lower()
+        if attr not in _KNOWN or attr not in _ATTRS:  # unknown, or not in this Python's Morsel
+            continue
+        if attr in _FLAGS:
+            morsel[attr] = True  # a flag's value is ignored
+            continue
+        raw = match["value"] or ""
+        size = _utf8_len(raw)
+        if size is not None and size <= _ATTR_VALUE_MAX and not _CTL.search(text := _unquote(raw)):
+            morsel[attr] = text  # else the attribute is ignored
+    return name, morsel
+
+
+def _parse_fields(fields: Sequence[str]) -> list[tuple[str, Morsel[str]]]:
+    parsed: list[tuple[str, Morsel[str]]] = []
+    for field in fields:
+        if len(parsed) >= _RESPONSE_MAX:
+            break
+        if field and not _FIELD_CTL.search(field) and (cookie := _parse_field(field)):
+            parsed.append(cookie)
+    return parsed
+
+
+def response_cookies(set_cookie_values: Sequence[str]) -> SimpleCookie:
+    """What aiohttp's `response.cookies` holds for these Set-Cookie values."""
+    cookies = SimpleCookie()
+    cookies.update(_parse_fields(set_cookie_values))
+    return cookies
+
+
+class _LegacyUnpickler(pickle.Unpickler):
+    """Pre-JSON aiohttp jars were pickles; unpickle only the cookie types they hold."""
+
+    _ALLOWED = frozenset(
+        [("http.cookies", "SimpleCookie"), ("http.cookies", "Morsel")]
+        + [("collections", "defaultdict")]
+        + [("builtins", name) for name in ("tuple", "set", "frozenset", "dict")]
+    )
+
+    def find_class(self, module: str, name: str) -> type:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"Forbidden class in a cookie file: {module}.{name}")
+        return super().find_class(module, name)  # type: ignore[no-any-return]
+
+
+class CookieJar:
+    """RFC 6265 cookie storage with aiohttp's API and behaviour (aiohttp 3.14.5)."""
+
+    def __init__(
+        self,
+        *,
+        unsafe: bool = False,
+        quote_cookie: bool = True,
+        treat_as_secure_origin: str | URL | Iterable[str | URL] | None = None,
+    ) -> None:
+        self._unsafe = unsafe
+        self._quote_cookie = quote_cookie
+        origins = treat_as_secure_origin
+        if origins is None:
+            origins = ()
+        elif isinstance(origins, (str, URL)):
+            origins = (origins,)
+        self._secure_origins = frozenset(URL(o).origin() for o in origins)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cookies: dict[tuple[str, str], SimpleCookie] = {}
+        self._host_only: set[_Key] = set()
+        self._deadlines: dict[_Key, float] = {}
+        self._soonest = math.inf  # no deadline before this one (a lower bound)
+        self._used: dict[_Key, int] = {}  # last use, for least-recently-used eviction
+        self._wire: dict[_Key, tuple[str, str, int]] = {}  # value, coded value sent, its size
+        self._clock = 0
+        self._per_domain: dict[str, int] = {}
+        self._count = 0
+
+    @property
+    def unsafe(self) -> bool:
+        return self._unsafe
+
+    @property
+    def quote_cookie(self) -> bool:
+        return self._quote_cookie
+
+    @property
+    def treat_as_secure_origin(self) -> frozenset[URL]:
+        return self._secure_origins
+
+    @property
+    def cookies(self) -> MappingProxyType[tuple[str, str], SimpleCookie]:
+        return MappingProxyType(self._cookies)
+
+    @property
+    def host_only_cookies(self) -> frozenset[tuple[str, str, str]]:
+        return frozenset(self._host_only)
+
+    def __iter__(self) -> Iterator[Morsel[str]]:
+        self._expire()
+        for bucket in self._cookies.values():
+            yield from bucket.values()
+
+    def __len__(self) -> int:
+        return self._count  # as aiohttp: expired cookies count until something expires them
+
+    def update_cookies(self, cookies: LooseCookies, response_url: URL = _NO_URL) -> None:
+        self._update(cookies, response_url, copy=True)
+
+    def update_cookies_from_headers(self, headers: Sequence[str], response_url: URL) -> None:
+        """Store the cookies of a response's Set-Cookie header values."""
+        if not self._unsafe and _is_ip(response_url.raw_host):
+            return
+        if headers and (parsed := _parse_fields(headers)):
+            self._update(parsed, response_url, copy=False, check=False)
+
+    def _update(
+        self,
+        cookies: LooseCookies,
+        url: URL,
+        *,
+        copy: bool,
+        check: bool = True,
+        expiration: float | None = None,
+    ) -> None:
+        host = url.raw_host
+        if not self._unsafe and _is_ip(host):
+            return
+        for name, item in cookies.items() if isinstance(cookies, Mapping) else cookies:
+            if not isinstance(item, Morsel):
+                scratch = SimpleCookie()
+                scratch[name] = item  # quotes the value; CookieError on an illegal name
+                cookie = scratch[name]
+            else:
+                cookie = item.copy() if copy else item
+            domain: str = cookie.get("domain", "")
+            if domain.endswith("."):  # aiohttp ignores a trailing-dot Domain
+                domain = ""
+                del cookie["domain"]
+            elif domain.startswith("."):
+                domain = cookie["domain"] = domain[1:]
+            if domain and host and not _domain_match(domain, host):
+                continue
+            path: str = cookie["path"]
+            if not path.startswith("/"):  # default-path: the URL path up to its last "/"
+                url_path = url.path if url.path.startswith("/") else "/"
+                path = cookie["path"] = url_path[: max(url_path.rfind("/"), 1)]
+            host_only = False
+            if not domain and host is not None:
+                host_only, domain = True, host
+            deadline = expiration
+            if deadline is not None:
+                pass
+            elif max_age := cookie["max-age"]:
+                try:
+                    seconds = int(max_age)
+                except ValueError:
+                    cookie["max-age"] = ""
+                else:
+                    stamp = 0.0 if seconds <= 0 else time.time() + min(seconds, _MAX_TIME)
+                    deadline = min(stamp, _MAX_TIME)
+            elif (expires := cookie["expires"]) and not (deadline := _parse_date(expires)):
+                # Unparsable, or exactly 1970-01-01 00:00:00 (falsy): kept as a session cookie.
+                deadline, cookie["expires"] = None, ""
+            if check and not self._sendable(cookie):
+                continue
+            key = (domain, path.rstrip("/"), name)
+            bucket = self._cookies.get(key[:2])
+            new = bucket is None or name not in bucket
+            if (
+                new
+                and (self._per_domain.get(domain, 0) >= _DOMAIN_MAX or self._count >= _TOTAL_MAX)
+                and (deadline is None or deadline > time.time())  # a deletion never evicts
+                and not self._make_room(domain, bool(cookie["secure"]))
+            ):
+                continue
+            if host_only:
+                self._host_only.add(key)
+                cookie["domain"] = domain
+            else:
+                self._host_only.discard(key)
+            if deadline is not None:
+                self._deadlines[key] = deadline
+                self._soonest = min(self._soonest, deadline)
+            else:
+                self._deadlines.pop(key, None)
+            if new:
+                self._count += 1
+                self._per_domain[domain] = self._per_domain.get(domain, 0) + 1
+            if bucket is None or bucket.get(name) != cookie:  # an equal Morsel stays as it is
+                self._cookies.setdefault(key[:2], SimpleCookie())[name] = cookie
+                self._wire.pop(key, None)
+            self._touch([key])
+        self._expire()
+
+    @staticmethod
+    def _sendable(cookie: Morsel[str]) -> bool:
+        text = f"{cookie.key}={cookie.value}{cookie.coded_value}"
+        return not _CTL.search(text) and _utf8_len(text) is not None
+
+    def _touch(self, keys: Iterable[_Key]) -> None:
+        self._clock += 1
+        for key in keys:
+            self._used[key] = self._clock
+
+    def _make_room(self, domain: str, secure: bool) -> bool:
+        """Evict as Firefox does; False means the new cookie is dropped instead."""
+        over_total = self._per_domain.get(domain, 0) < _DOMAIN_MAX
+        self._expire()
+        if over_total:  # least recently used first, down to the quota
+            ranked = sorted(self._used, key=self._used.__getitem__)
+            self._delete(ranked[: max(self._count - _TOTAL_QUOTA, 0)])
+            return True
+        count = self._per_domain.get(domain, 0)
+        if (excess := count - _DOMAIN_QUOTA + 1) <= 0:  # down to the quota, with room for one
+            return True
+        plain: list[tuple[int, _Key]] = []
+        guarded: list[tuple[int, _Key]] = []
+        for (bucket_domain, path), bucket in self._cookies.items():
+            if bucket_domain == domain:
+                for name, cookie in bucket.items():
+                    key = (domain, path, name)
+                    (guarded if cookie["secure"] else plain).append((self._used.get(key, 0), key))
+        if not plain and count < _DOMAIN_MAX:  # expiry made room
+            return True
+        if not plain and not secure:  # Secure cookies only make room for Secure ones
+            return False
+        self._delete([key for _, key in sorted(plain or guarded)[:excess]])
+        return True
+
+    def _expire(self) -> None:
+        if not self._deadlines or (now := time.time()) < self._soonest:
+            return
+        self._delete([key for key, when in self._deadlines.items() if when <= now])
+        self._soonest = min(self._deadlines.values(), default=math.inf)
+
+    def _delete(self, keys: Iterable[_Key]) -> None:
+        for key in keys:
+            domain, path, name = key
+            self._host_only.discard(key)
+            self._deadlines.pop(key, None)
+            self._used.pop(key, None)
+            self._wire.pop(key, None)
+            bucket = self._cookies.get((domain, path))
+            if bucket is None:
+                continue
+            if bucket.pop(name, None) is not None:
+                self._count -= 1
+                self._per_domain[domain] -= 1
+                if not self._per_domain[domain]:
+                    del self._per_domain[domain]
+            if not bucket:
+                del self._cookies[domain, path]
+
+    def clear(self, predicate: Callable[[Morsel[str]], bool] | None = None) -> None:
+        if predicate is None:
+            self._reset()
+            return
+        now = time.time()
+        self._delete(
+            [
+                key
+                for (domain, path), bucket in self._cookies.items()
+                for name, cookie in bucket.items()
+                if self._deadlines.get(key := (domain, path, name), math.inf) <= now
+                or predicate(cookie)
+            ]
+        )
+
+    def clear_domain(self, domain: str) -> None:
+        """Clear the cookies of `domain` and of its subdomains."""
+        self.clear(lambda cookie: _domain_match(domain, cookie.get("domain", "")))
+
+    def _select(self, url: URL) -> dict[str, _Entry]:
+        """The cookies to send to `url`, least specific first, by name."""
+        self._expire()
+        host, url_path = url.raw_host or "", url.path
+        insecure = url.scheme not in ("https", "wss")
+        if insecure and self._secure_origins:
+            with contextlib.suppress(ValueError):  # a relative URL has no origin
+                insecure = url.origin() not in self._secure_origins
+        if not _is_ip(host):
+            labels = host.split(".")
+            domains = [".".join(labels[i:]) for i in range(len(labels) - 1, -1, -1)]
+        else:
+            domains = [host] if self._unsafe else []
+        parts = url_path.split("/")
+        paths = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        chosen: dict[str, _Entry] = {}
+        for bucket_key in [("", "")] + [(d, p) for d in domains for p in paths if d or p]:
+            if (bucket := self._cookies.get(bucket_key)) is None:
+                continue
+            shared = bucket_key == ("", "")  # sent everywhere, whatever the path
+            for name, cookie in bucket.items():
+                key = (*bucket_key, name)
+                if not shared and (
+                    (key in self._host_only and cookie["domain"] != host)
+                    or len(cookie["path"]) > len(url_path)
+                ):
+                    continue
+                if insecure and cookie["secure"]:
+                    continue
+                if (wire := self._wire.get(key)) is None:
+                    wire = self._wire[key] = self._wire_form(cookie)
+                chosen.pop(name, None)  # the most specific match wins
+                chosen[name] = (cookie, key, *wire)
+        size = _HEADER_PREFIX - 2 + sum(2 + entry[4] for entry in chosen.values())
+        if len(chosen) > _REQUEST_MAX or size > _HEADER_MAX:  # most specific first
+            size, admitted = _HEADER_PREFIX - 2, list[tuple[str, _Entry]]()
+            for name, entry in reversed(chosen.items()):
+                if len(admitted) >= _REQUEST_MAX:
+                    break
+                if size + 2 + entry[4] <= _HEADER_MAX:
+                    size += 2 + entry[4]
+                    admitted.append((name, entry))
+            chosen = dict(reversed(admitted))
+        self._touch(entry[1] for entry in chosen.values())
+        return chosen
+
+    def _wire_form(self, cookie: Morsel[str]) -> tuple[str, str, int]:
+        if not self._quote_cookie:
+            value = coded = cookie.value
+        elif cookie.coded_value[:1] == '"':  # sent back as the server quoted it
+            value, coded = cookie.value, cookie.coded_value
+        else:
+            value, coded = _QUOTER.value_encode(cookie.value)
+        return value, coded, _utf8_len(f"{cookie.key}={coded}") or 0
+
+    def filter_cookies(self, request_url: URL = _NO_URL) -> BaseCookie[str]:
+        """The cookies to send to `request_url`; each Morsel's coded_value is what is sent."""
+        filtered: BaseCookie[str] = BaseCookie()
+        if not self._cookies:
+            return filtered
+        if type(request_url) is not URL:
+            warnings.warn(
+                "filter_cookies expects yarl.URL instances only, "
+                f"and will stop working in 4.x, got {type(request_url)}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            request_url = URL(request_url)
+        for name, (cookie, _, value, coded, _) in self._select(request_url).items():
+            filtered[name] = _morsel(cookie.key, value, coded)
+        return filtered
+
+    def cookie_header(self, request_url: URL) -> str | None:
+        """The Cookie header aiohttp would send to `request_url`, or None."""
+        if not self._cookies:
+            return None
+        chosen = self._select(request_url)
+        if not chosen:
+            return None
+        # aiohttp writes SimpleCookie.output(header="", sep=";").strip(): sorted by name.
+        return "; ".join(f"{chosen[n][0].key}={chosen[n][3]}" for n in sorted(chosen)).strip()
+
+    def save(self, file_path: str | os.PathLike[str]) -> None:
+        """Write the jar as aiohttp 3.14 does: JSON, readable by the owner only."""
+        data: dict[str, dict[str, dict[str, str | bool | float]]] = {}
+        for (domain, path), bucket in self._cookies.items():
+            records = data[f"{domain}|{path}"] = {}
+            for name, cookie in bucket.items():
+                record: dict[str, str | bool | float] = {
+                    "key": cookie.key,
+                    "value": cookie.value,
+                    "coded_value": cookie.coded_value,
+                }
+                record.update((a, v) for a in _ATTRS if (v := cookie.get(a)) and a not in _SKIP)
+                if (domain, path, name) in self._host_only:
+                    record["host_only"] = True
+                if (deadline := self._deadlines.get((domain, path, name))) is not None:
+                    record["expires_timestamp"] = deadline
+                records[name] = record
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        with open(os.open(file_path, flags, 0o600), "w", encoding="utf-8") as file:
+            json.dump(data, file, indent=2)
+
+    def load(self, file_path: str | os.PathLike[str]) -> None:
+        """Replace the jar's cookies with a saved jar's (JSON, or an older aiohttp's pickle).
+
+        Loaded cookies pass the same checks as `update_cookies`; a bad file raises and leaves
+        the jar as it was.
+        """
+        loaded = CookieJar(
+            unsafe=self._unsafe,
+            quote_cookie=self._quote_cookie,
+            treat_as_secure_origin=self._secure_origins,
+        )
+        try:
+            with open(file_path, encoding="utf-8") as file:
+                data = json.load(file)
+        except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
+            with open(file_path, "rb") as file:
+                legacy = _LegacyUnpickler(file).load()
+            for (domain, _), bucket in legacy.items():
+                url = URL.build(scheme="https", host=domain) if domain else URL()
+                loaded._update(dict(bucket), url, copy=False)
+        else:
+            for bucket_key, records in data.items():
+                domain = bucket_key.split("|", 1)[0]
+                url = URL.build(scheme="https", host=domain) if domain else URL()
+                for name, record in records.items():
+                    deadline = record.get("expires_timestamp")
+                    if deadline is not None:
+                        try:
+                            if not math.isfinite(deadline := float(deadline)):
+                                raise ValueError(deadline)
+                        except (OverflowError, TypeError, ValueError) as exc:
+                            msg = "expiration timestamp must be a finite number"
+                            raise ValueError(f"Cookie {name!r} in {bucket_key!r}: {msg}") from exc
+                    morsel = _morsel(record["key"], record["value"], record["coded_value"])
+                    for attr in _ATTRS:
+                        if attr in record:
+                            morsel[attr] = record[attr]
+                    if record.get("host_only"):
+                        morsel["domain"] = ""  # stored again as host-only
+                    loaded._update({name: morsel}, url, copy=False, expiration=deadline)
+        self._cookies.clear()  # keep the dict: views from `cookies` stay live
+        self._cookies.update(loaded._cookies)
+        loaded._cookies = self._cookies
+        self.__dict__.update(loaded.__dict__)
+
+
+class DummyCookieJar:
+    """A jar that stores nothing, for sessions that should not keep cookies."""
+
+    @property
+    def unsafe(self) -> bool:
+        return False
+
+    @property
+    def quote_cookie(self) -> bool:
+        return True
+
+    @property
+    def treat_as_secure_origin(self) -> frozenset[URL]:
+        return frozenset()
+
+    @property
+    def cookies(self) -> MappingProxyType[tuple[str, str], SimpleCookie]:
+        return MappingProxyType({})
+
+    @property
+    def host_only_cookies(self) -> frozenset[tuple[str, str, str]]:
+        return frozenset()
+
+    def __iter__(self) -> Iterator[Morsel[str]]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def clear(self, predicate: Callable[[Morsel[str]], bool] | None = None) -> None:
+        pass
+
+    def clear_domain(self, domain: str) -> None:
+        pass
+
+    def update_cookies(self, cookies: LooseCookies, response_url: URL = _NO_URL) -> None:
+        pass
+
+    def update_cookies_from_headers(self, headers: Sequence[str], response_url: URL) -> None:
+        pass
+
+    def filter_cookies(self, request_url: URL) -> BaseCookie[str]:
+        return SimpleCookie()
+
+    def cookie_header(self, request_url: URL) -> str | None:
+        return None
