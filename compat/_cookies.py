@@ -194,8 +194,11 @@ def response_cookies(set_cookie_values: Sequence[str]) -> SimpleCookie:
     return cookies
 
 
-class _LegacyUnpickler(pickle.Unpickler):
-    """Pre-JSON aiohttp jars were pickles; unpickle only the cookie types they hold."""
+class _LegacyUnpickler(pickle._Unpickler):
+    """Pre-JSON aiohttp jars were pickles; unpickle only the cookie types they hold.
+
+    The pure-Python unpickler: PyPy's accelerated one does not call `find_class` overrides.
+    """
 
     _ALLOWED = frozenset(
         [("http.cookies", "SimpleCookie"), ("http.cookies", "Morsel")]

@@ -357,6 +357,10 @@ def _CLIENT_TO_HTTPX_CLASS(exc: ClientError) -> type[httpx.HTTPError]:
         return httpx.ReadTimeout
     if isinstance(exc, ClientConnectorError):
         return httpx.ConnectError
+    if isinstance(exc, (ServerDisconnectedError, ClientPayloadError, ClientConnectionError)) and (
+        isinstance(exc.__cause__, OSError)
+    ):
+        return httpx.ReadError  # a reset or broken socket, as httpx reports it
     if isinstance(exc, (ServerDisconnectedError, BadHttpMessage, ClientPayloadError)):
         return httpx.RemoteProtocolError
     if isinstance(exc, ClientOSError):

@@ -55,6 +55,14 @@ def _httpx_default_context(verify: bool, http2: bool) -> ssl.SSLContext:
     return context
 
 
+_ASYNC_ONLY = "compat.TracedTransport is asynchronous: use it with httpx.AsyncClient"
+
+
+class _AsyncOnly(AttributeError, TypeError):
+    """A sync client used the transport: a TypeError to the caller, an AttributeError to
+    `hasattr` (so instrumentation sees no sync method)."""
+
+
 def _refuse(name: str, why: str) -> ValueError:
     return ValueError(f"compat's TracedTransport does not support {name}: {why}")
 
@@ -132,11 +140,15 @@ class TracedTransport(httpx.AsyncHTTPTransport):
         assert isinstance(pool, _TracedPool)
         pool.tracer.owner = owner
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        raise TypeError("compat.TracedTransport is asynchronous: use it with httpx.AsyncClient")
+    def __getattr__(self, name: str) -> Any:
+        # No `handle_request`: instrumentation that looks for it (OpenTelemetry's) treats us
+        # as the async transport we are; a sync client asking for it gets a clear error.
+        if name == "handle_request":
+            raise _AsyncOnly(_ASYNC_ONLY)
+        raise AttributeError(name)
 
     def __enter__(self) -> TracedTransport:
-        raise TypeError("compat.TracedTransport is asynchronous: use it with httpx.AsyncClient")
+        raise _AsyncOnly(_ASYNC_ONLY)
 
     async def __aenter__(self) -> TracedTransport:
         return self

@@ -26,6 +26,7 @@ import httptools
 
 from .._exceptions import (
     BadHttpMessage,
+    ClientConnectionError,
     ClientOSError,
     ClientPayloadError,
     ServerDisconnectedError,
@@ -84,6 +85,7 @@ class Exchange:
         "head_done",
         "head_taken",
         "high_water",
+        "hold",
         "informational",
         "keep_alive",
         "method",
@@ -91,6 +93,7 @@ class Exchange:
         "read_timeout",
         "reason",
         "received",
+        "release_pending",
         "status",
         "stream_id",
         "trace",
@@ -108,6 +111,8 @@ class Exchange:
     ) -> None:
         self.method = method
         self.high_water = high_water
+        self.hold = False  # keep the connection until `close`, not just until the body is in
+        self.release_pending = False
         self.trace = trace
         self.read_timeout = read_timeout
         self.wants_no_body = method == "HEAD"
@@ -226,6 +231,10 @@ class Exchange:
         self._chunks.clear()
         self.buffered = 0
         conn = self._conn
+        if self.release_pending and isinstance(conn, HTTP11Connection):
+            self.release_pending = False
+            conn.free_held()
+            return
         if conn is not None and not self.complete:
             conn.abort(self)
 
@@ -288,6 +297,10 @@ class HTTP11Connection:
 
     def close(self) -> None:
         self.broken = True
+        exchange = self._current
+        if exchange is not None and not exchange.complete and exchange.error is None:
+            exchange.error = ClientConnectionError("Connection closed: the connector was closed")
+            exchange.error.__cause__ = ConnectionAbortedError("the connector was closed")
         self.stream.close()
         # No reference cycle left (connection <-> stream, connection <-> parser): a closed
         # connection is freed without waiting for the garbage collector.
@@ -482,6 +495,7 @@ class HTTP11Connection:
             )
         else:
             exchange.error = ServerDisconnectedError()
+        exchange.error.__cause__ = error
         self._current = None
         self.close()
         self._on_free(self)
@@ -510,12 +524,20 @@ class HTTP11Connection:
         self._on_free(self)
 
     def _finish(self, exchange: Exchange) -> None:
-        """The exchange is over on the wire: back to the pool (which closes a broken one)."""
+        """The exchange is over on the wire: back to the pool (which closes a broken one),
+        or, for an exchange that holds its connection until closed (httpx's way), then."""
         self._current = None
         if not exchange.keep_alive or self._leftover:
             self.broken = True
         if self.reading_paused:
             self.resume_reading()
+        if exchange.hold:
+            exchange.hold = False
+            exchange.release_pending = True
+            return
+        self._on_free(self)
+
+    def free_held(self) -> None:
         self._on_free(self)
 
     # --- httptools callbacks (the connection is the parser's protocol) ---

@@ -64,6 +64,7 @@ class Engine:
         connect_budget: float | None = None,
         pool_timeout: float | None = None,
         read_bufsize: int = 2**18,
+        hold: bool = False,
     ) -> Exchange:
         """Write the request on a pooled or new connection; return once the head is in.
 
@@ -92,6 +93,7 @@ class Engine:
         if conn is None:
             conn = await self._open(key, trace, connect_timeout)
         exchange = Exchange(method, trace, read_timeout, 2 * read_bufsize)
+        exchange.hold = hold
         try:
             if isinstance(conn, HTTP11Connection):
                 await conn.request(exchange, head, body)
@@ -124,8 +126,9 @@ class Engine:
         except BaseException:
             pool.discard(key, None)
             raise
-        pool.opened(key, None)
-        return HTTP11Connection(stream, key, pool.release, pool.parked if stream.pulls else None)
+        conn = HTTP11Connection(stream, key, pool.release, pool.parked if stream.pulls else None)
+        pool.opened(key, conn)
+        return conn
 
 
 def _speaks_h2(stream: NetworkStream, key: Route, http1: bool) -> bool:

@@ -66,6 +66,7 @@ class EnginePool:
                 read_timeout=timeouts.get("read"),
                 connect_timeout=timeouts.get("connect"),
                 pool_timeout=timeouts.get("pool"),
+                hold=True,  # httpx's pool counts a response as using its connection until closed
             )
         except Exception as exc:
             mapped = to_httpx_error(exc)

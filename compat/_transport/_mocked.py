@@ -71,7 +71,7 @@ class MockedSender:
             status=response.status_code,
             reason=response.extensions.get("reason_phrase", b""),
             raw_headers=list(response.headers.raw),
-            source=response.aiter_raw(),
+            source=_once(response.content) if response.is_stream_consumed else response.aiter_raw(),
         )
 
     async def aclose(self) -> None:
@@ -108,3 +108,9 @@ class _CoreStream:
     async def aclose(self) -> None:
         await self._response.aclose()
         await self._conn.aclose()
+
+
+async def _once(content: bytes) -> AsyncIterator[bytes]:
+    """A body the mock already read (respx reads responses it builds)."""
+    if content:
+        yield content

@@ -138,6 +138,7 @@ class ConnectionPool:
         # In use, response head handed out, body not yet all in, on a pulled stream: `_wait`
         # looks at them when a request queues.
         self.parked: set[Connection] = set()
+        self._busy: set[Connection] = set()  # HTTP/1.1 connections in use, closed by aclose
         self._in_use = 0
         self._max_in_use = 0
         self._closed = False
@@ -266,6 +267,7 @@ class ConnectionPool:
             await self._wait(host, trace, wait_timeout)
         conn = self._take_idle(host)
         if conn is not None:
+            self._busy.add(conn)
             try:
                 plan = trace.plan
                 if plan.on_connection_reuseconn:
@@ -324,8 +326,9 @@ class ConnectionPool:
         host = self._hosts.get(key)
         if host is None:
             return
-        if conn is not None and conn.http2:
-            assert not isinstance(conn, Connection)
+        if isinstance(conn, Connection):
+            self._busy.add(conn)
+        elif conn is not None:
             host.h2 = conn
             conn.reserved += 1
             conn.holds_slot = True
@@ -365,6 +368,7 @@ class ConnectionPool:
     def release(self, conn: Connection) -> None:
         """A connection is done with a request: idle if it can carry another, else closed."""
         self.parked.discard(conn)
+        self._busy.discard(conn)
         host = self._hosts[conn.key]
         if (
             not self._closed
@@ -393,6 +397,7 @@ class ConnectionPool:
     def discard(self, key: Key, conn: Connection | None) -> None:
         """Free the slot of a request whose connection failed (or was never opened)."""
         if conn is not None:
+            self._busy.discard(conn)
             conn.close()
         self.opened(key, None)
         self._free(self._hosts[key])
@@ -431,6 +436,8 @@ class ConnectionPool:
     async def aclose(self) -> None:
         """Close the idle connections; those in use close when released."""
         self._closed = True
+        for conn in list(self._busy):  # as aiohttp: in-use connections are closed too
+            conn.close()
         self._idle_order.clear()
         self._idle_count = 0
         if self._timer is not None:

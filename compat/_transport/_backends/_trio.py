@@ -38,6 +38,9 @@ class TrioStream:
         self.receiver: Receiver | None = None
 
     def _end(self, exc: BaseException | None) -> None:
+        if exc is not None and not isinstance(exc, OSError):
+            # anyio's BrokenResourceError: the socket's own error is what callers report
+            exc = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
         self._eof = True
         if self.receiver is not None:
             self.receiver.feed_eof(exc)
