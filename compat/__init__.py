@@ -5,6 +5,7 @@ and on trio.
 """
 
 from ._connector import TCPConnector, UnixConnector
+from ._cookies import CookieJar, DummyCookieJar
 from ._exceptions import (
     ClientConnectionError,
     ClientConnectionResetError,
@@ -60,6 +61,7 @@ from ._params import (
     TraceRequestStartParams,
     TraceResponseChunkReceivedParams,
 )
+from ._payload import FormData
 from ._response import ClientResponse, StreamReader
 from ._session import ClientSession
 from ._signals import Signal
@@ -89,7 +91,10 @@ __all__ = [
     "ConnectionEstablishedParams",
     "ConnectionTimeoutError",
     "ContentTypeError",
+    "CookieJar",
+    "DummyCookieJar",
     "Fingerprint",
+    "FormData",
     "HostStats",
     "InvalidURL",
     "InvalidUrlClientError",

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sys
 from dataclasses import dataclass, field
 
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-__all__ = ["DEFAULT_TIMEOUT", "BasicAuth", "ClientTimeout", "Fingerprint", "RequestInfo"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "USER_AGENT",
+    "BasicAuth",
+    "ClientTimeout",
+    "Fingerprint",
+    "RequestInfo",
+]
+
+USER_AGENT = f"Python/{sys.version_info[0]}.{sys.version_info[1]} compat"
 
 
 @dataclass(frozen=True, slots=True)

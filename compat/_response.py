@@ -15,11 +15,13 @@ import json as json_module
 import math
 from collections.abc import Awaitable, Callable, Generator
 from functools import cached_property
+from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
+from ._cookies import response_cookies
 from ._exceptions import (
     ClientConnectionError,
     ClientPayloadError,
@@ -127,6 +129,17 @@ class ClientResponse:
     @property
     def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
         return tuple(self._exchange.raw_headers)
+
+    @cached_property
+    def cookies(self) -> SimpleCookie:
+        """The cookies this response set (its Set-Cookie headers), as aiohttp's."""
+        return response_cookies(
+            [
+                value.decode("latin-1")
+                for name, value in self._exchange.raw_headers
+                if name.lower() == b"set-cookie"
+            ]
+        )
 
     @property
     def ok(self) -> bool:

@@ -8,27 +8,23 @@ and detaches it in `on_request_end`, which only works there.
 
 from __future__ import annotations
 
-import http.cookiejar
-import http.cookies
 import json as json_module
 import math
 import netrc
 import os
 import re
-import sys
 import urllib.request
 import warnings
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator, Iterable
-from email.message import Message
 from ssl import SSLContext
 from typing import Any
-from urllib.parse import urlencode
 
-import httpx
+import anyio
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from ._connector import TCPConnector
+from ._connector import TCPConnector, UnixConnector
+from ._cookies import CookieJar, DummyCookieJar
 from ._exceptions import (
     ClientConnectorError,
     ClientOSError,
@@ -43,8 +39,16 @@ from ._exceptions import (
     TotalTimeoutError,
     to_client_error,
 )
-from ._models import DEFAULT_TIMEOUT, BasicAuth, ClientTimeout, Fingerprint, RequestInfo
+from ._models import (
+    DEFAULT_TIMEOUT,
+    USER_AGENT,
+    BasicAuth,
+    ClientTimeout,
+    Fingerprint,
+    RequestInfo,
+)
 from ._params import TraceRequestRedirectParams
+from ._payload import Payload, make_body
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
 from ._transport._backends import Deadline, current_time
@@ -59,14 +63,12 @@ _UNSET: Any = object()
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_USER_AGENT = f"Python/{sys.version_info[0]}.{sys.version_info[1]} compat"
 _DEFAULT_HEADERS = (
     ("Accept", "*/*"),
     ("Accept-Encoding", ACCEPT_ENCODING),
-    ("User-Agent", _USER_AGENT),
+    ("User-Agent", USER_AGENT),
 )
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_COOKIE_QUOTER = http.cookies.SimpleCookie()
 
 Data = bytes | bytearray | str | dict[str, Any] | Iterable[tuple[str, Any]] | AsyncIterable[bytes]
 RaiseForStatus = bool | Callable[[ClientResponse], Awaitable[None]]
@@ -85,10 +87,11 @@ class ClientSession:
         *,
         connector: TCPConnector | None = None,
         connector_owner: bool = True,
-        cookies: dict[str, str] | None = None,
+        cookies: Any = None,
         headers: dict[str, str] | Iterable[tuple[str, str]] | None = None,
         auth: BasicAuth | None = None,
         timeout: ClientTimeout = DEFAULT_TIMEOUT,
+        cookie_jar: CookieJar | DummyCookieJar | None = None,
         raise_for_status: RaiseForStatus = False,
         trace_configs: Iterable[Any] | None = None,
         proxy: str | URL | None = None,
@@ -117,10 +120,10 @@ class ClientSession:
         self._timeout = timeout or ClientTimeout()
         self._raise_for_status = raise_for_status
         self._tracer = Tracer(self, tuple(trace_configs or ()))
-        self._cookies = httpx.Cookies()
-        for name, value in (cookies or {}).items():
+        self._cookie_jar = CookieJar() if cookie_jar is None else cookie_jar
+        if cookies:
             # Quoted as aiohttp's jar does: a value never splits into two cookies on the wire.
-            self._cookies.set(name, _COOKIE_QUOTER.value_encode(str(value))[1])
+            self._cookie_jar.update_cookies(cookies)
         self._proxy = None if proxy is None else URL(proxy)
         self._proxy_auth = proxy_auth
         self._trust_env = trust_env
@@ -169,8 +172,22 @@ class ClientSession:
         return self._timeout
 
     @property
-    def cookie_jar(self) -> httpx.Cookies:
-        return self._cookies
+    def cookie_jar(self) -> CookieJar | DummyCookieJar:
+        return self._cookie_jar
+
+    def _cookie_header(self, url: URL, cookies: Any) -> str | None:
+        """The Cookie header: the jar's cookies for `url`, and the request's own `cookies=`
+        (in a jar of their own with the session jar's quoting, overriding by name)."""
+        jar_header = self._cookie_jar.cookie_header(url)
+        if not cookies:
+            return jar_header
+        own = CookieJar(quote_cookie=self._cookie_jar.quote_cookie)
+        own.update_cookies(cookies)
+        merged = {m.key: m.coded_value for m in self._cookie_jar.filter_cookies(url).values()}
+        merged.update({m.key: m.coded_value for m in own.filter_cookies(url).values()})
+        if not merged:
+            return None
+        return "; ".join(f"{name}={merged[name]}" for name in sorted(merged))
 
     def request(self, method: str, url: str | URL, **kwargs: Any) -> _RequestContextManager:
         return _RequestContextManager(self._request(method, url, **kwargs))
@@ -247,7 +264,7 @@ class ClientSession:
         *,
         params: Any = None,
         data: Data | None = None,
-        json: Any = _UNSET,
+        json: Any = None,
         headers: dict[str, str] | Iterable[tuple[str, str]] | None = None,
         auth: BasicAuth | None = None,
         allow_redirects: bool = True,
@@ -263,6 +280,7 @@ class ClientSession:
         auto_decompress: bool | None = None,
         read_bufsize: int | None = None,
         chunked: bool | None = None,
+        cookies: Any = None,
     ) -> ClientResponse:
         if self._closed:
             raise RuntimeError("Session is closed")
@@ -270,12 +288,14 @@ class ClientSession:
             self._release_pending()
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, not {type(method).__name__}")
-        if data is not None and json is not _UNSET:
+        if data is not None and json is not None:
             raise ValueError("data and json parameters can not be used at the same time")
         if auth is not None and not isinstance(auth, BasicAuth):
             raise TypeError("auth must be a compat.BasicAuth")
         method = method.upper()
         url = self._build_url(str_or_url)
+        if url.scheme == "unix" and isinstance(self._connector, UnixConnector):
+            url = url.with_scheme("http")  # aiohttp: the host only names Host and the key
         if url.scheme and url.scheme not in ("http", "https"):
             raise NonHttpUrlClientError(url)
         url_auth = BasicAuth.from_url(url)
@@ -319,6 +339,7 @@ class ClientSession:
         # From here on, every failure reaches on_request_exception.
         response: ClientResponse | None = None
         history: list[ClientResponse] = []
+        body: bytes | Payload | None = None
         try:
             deadline = math.inf if not timeout.total else current_time() + timeout.total
             options.deadline = deadline
@@ -327,7 +348,8 @@ class ClientSession:
                     raise ValueError(f"Method cannot contain non-token characters: {method!r}")
                 if not url.host or not url.scheme:
                     raise InvalidUrlClientError(url)
-                body, content_type = _body(data, json, self._json_serialize)
+                payload = make_body(data, json, json_serialize=self._json_serialize)
+                body, content_type, size = payload.content, payload.content_type, payload.size
                 auth = auth or self._auth
                 if auth is None and self._trust_env:
                     auth = _netrc_auth(url.raw_host or "")  # aiohttp: netrc for the target
@@ -335,12 +357,21 @@ class ClientSession:
                 while True:
                     try:
                         response = await self._send(
-                            method, url, headers_md, body, content_type, auth, trace, options
+                            method,
+                            url,
+                            headers_md,
+                            body,
+                            content_type,
+                            size,
+                            auth,
+                            trace,
+                            options,
+                            cookies,
                         )
                     except ClientConnectorError:
                         raise
                     except (ClientOSError, ServerDisconnectedError):
-                        if not retry or isinstance(body, AsyncIterable):
+                        if not retry or not _replayable(body):
                             raise
                         retry = False
                         continue
@@ -365,9 +396,11 @@ class ClientSession:
                     if (response.status == 303 and method != "HEAD") or (
                         response.status in (301, 302) and method == "POST"
                     ):
-                        method, body, content_type = "GET", None, None
+                        if isinstance(body, Payload):
+                            await body.aclose()
+                        method, body, content_type, size = "GET", None, None, None
                         headers_md.popall("Content-Length", None)
-                    elif isinstance(body, AsyncIterable):
+                    elif not _replayable(body):
                         raise ClientPayloadError(
                             "Cannot follow redirect with a consumed request body. "
                             "Use bytes or set allow_redirects=False."
@@ -393,11 +426,16 @@ class ClientSession:
                 response.raise_for_status()
             if tracer.on_request_end:
                 await trace.request_end(method, url, headers_md, response)
+            if isinstance(body, Payload):
+                await body.aclose()  # as aiohttp: the files it read are closed once sent
             return response
         except BaseException as exc:
             error = to_client_error(exc, _key(url), response.request_info if response else None)
             if response is not None:
                 await response._aclose()  # shielded inside
+            if isinstance(body, Payload):
+                with anyio.CancelScope(shield=True):
+                    await body.aclose()
             if tracer.on_request_exception:
                 await trace.request_exception(method, url, headers_md, error)
             if error is exc:
@@ -409,11 +447,13 @@ class ClientSession:
         method: str,
         url: URL,
         headers_md: CIMultiDict[str],
-        body: bytes | AsyncIterable[bytes] | None,
+        body: bytes | Payload | None,
         content_type: str | None,
+        size: int | None,
         auth: BasicAuth | None,
         trace: RequestTrace,
         options: _Options,
+        cookies: Any = None,
     ) -> ClientResponse:
         """One hop: the wire headers, the engine's exchange, the response head."""
         items = [("Host", url.host_port_subcomponent or "")] if "Host" not in headers_md else []
@@ -426,23 +466,29 @@ class ClientSession:
             items.append(("Authorization", auth.encode()))
         if content_type is not None and "Content-Type" not in headers_md:
             items.append(("Content-Type", content_type))
+        if body is None and method in _BODY_METHODS and "Content-Type" not in headers_md:
+            items.append(("Content-Type", "application/octet-stream"))  # as aiohttp
         if "Content-Length" in headers_md:
-            if isinstance(body, bytes) and headers_md["Content-Length"] != str(len(body)):
+            if size is not None and headers_md["Content-Length"] != str(size):
                 raise ClientPayloadError(
                     f"Content-Length {headers_md['Content-Length']!r} does not match the "
-                    f"{len(body)} bytes of the request body"
+                    f"{size} bytes of the request body"
                 )
-        elif isinstance(body, bytes):
-            items.append(("Content-Length", str(len(body))))
+        elif body is not None and size is not None and not options.chunked:
+            items.append(("Content-Length", str(size)))
         elif body is not None or options.chunked:
             if "Transfer-Encoding" not in headers_md:
                 items.append(("Transfer-Encoding", "chunked"))
         elif method in _BODY_METHODS:
             items.append(("Content-Length", "0"))
-        if len(self._cookies.jar) and "Cookie" not in headers_md:
-            cookie = _cookie_header(self._cookies.jar, url)
-            if cookie is not None:
+        cookie = self._cookie_header(url, cookies)
+        if cookie is not None:
+            user = headers_md.get("Cookie")
+            if user is None:
                 items.append(("Cookie", cookie))
+            else:  # aiohttp merges a Cookie header of the caller's with the jar's cookies
+                items = [(k, v) for k, v in items if k.lower() != "cookie"]
+                items.append(("Cookie", f"{user}; {cookie}"))
         target = url.raw_path_qs or "/"
         proxy = self._proxy_for(url, options)
         if proxy is not None and url.scheme == "http":
@@ -478,7 +524,7 @@ class ClientSession:
                 raise
             raise error from exc
         if exchange.header(b"set-cookie") is not None:
-            _extract_cookies(self._cookies.jar, url, exchange)
+            self._cookie_jar.update_cookies_from_headers(_set_cookies(exchange), url)
         return self._response_class(
             method,
             url,
@@ -506,12 +552,6 @@ class ClientSession:
         if url_auth is not None:
             auth, proxy_url = url_auth, proxy_url.with_user(None)
         return Proxy(proxy_url, None if auth is None else auth.encode(), options.proxy_headers)
-
-
-def _cookie_header(jar: http.cookiejar.CookieJar, url: URL) -> str | None:
-    request = urllib.request.Request(str(url))
-    jar.add_cookie_header(request)
-    return request.get_header("Cookie")
 
 
 class _Options:
@@ -578,44 +618,13 @@ def _netrc_auth(host: str) -> BasicAuth | None:
     return BasicAuth(login or "", password or "")
 
 
-class _HeadersView:
-    """What `http.cookiejar` asks of a response: its headers as an email `Message`."""
-
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self._message = Message()
-        for name, value in raw:
-            self._message[name.decode("latin-1")] = value.decode("latin-1")
-
-    def info(self) -> Message:
-        return self._message
+def _set_cookies(exchange: Exchange) -> list[str]:
+    return [v.decode("latin-1") for k, v in exchange.raw_headers if k.lower() == b"set-cookie"]
 
 
-def _extract_cookies(jar: http.cookiejar.CookieJar, url: URL, exchange: Exchange) -> None:
-    jar.extract_cookies(
-        _HeadersView(exchange.raw_headers),  # type: ignore[arg-type]
-        urllib.request.Request(str(url)),
-    )
-
-
-def _body(
-    data: Data | None, json: Any, serialize: Callable[[Any], str] = json_module.dumps
-) -> tuple[bytes | AsyncIterable[bytes] | None, str | None]:
-    """The request body and its Content-Type for aiohttp's `data=` / `json=`."""
-    if json is not _UNSET:
-        return serialize(json).encode(), "application/json"
-    if data is None:
-        return None, None
-    if isinstance(data, (bytes, bytearray)):
-        return bytes(data), "application/octet-stream"
-    if isinstance(data, str):
-        return data.encode(), "text/plain; charset=utf-8"
-    if isinstance(data, dict):
-        return urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
-    if isinstance(data, AsyncIterable):
-        return data, "application/octet-stream"
-    if isinstance(data, Iterable):
-        return urlencode(list(data), doseq=True).encode(), "application/x-www-form-urlencoded"
-    raise TypeError(f"Unsupported data type: {type(data).__name__}")
+def _replayable(body: bytes | Payload | None) -> bool:
+    """Whether a body can be sent again (a retry, a 307/308 redirect)."""
+    return not isinstance(body, Payload) or body.replayable
 
 
 def _redirect_target(url: URL, location: str, requote: bool = True) -> URL:

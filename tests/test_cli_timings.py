@@ -7,12 +7,14 @@ import subprocess
 import sys
 from typing import Any
 
+import anyio
 import pytest
 
 import compat
-from compat.timings import PHASES, timing_trace_config
+from compat.timings import PHASES, Timings, timing_trace_config
 
 from .server import TestServer
+from .wireserver import SlowAcceptServer, WireServer, fake_dns
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -52,6 +54,113 @@ async def test_timings_add_up_and_reuse_has_no_dns_or_connect(server: TestServer
     assert second.phases["dns"] == 0 and second.phases["connect"] == 0
     assert first.phases["wait"] > 0 and second.phases["wait"] > 0
     assert [name for _, name, _ in first.events].count("on_request_redirect") == 1
+
+
+async def _timed(entry: str, url: str, **session_kwargs: Any) -> Timings:
+    """Fetch `url` (body read) with the timing config; its timings."""
+    config = timing_trace_config()
+    if entry == "session":
+        async with compat.ClientSession(trace_configs=[config], **session_kwargs) as session:
+            async with session.get(url) as resp:
+                await resp.read()
+                return resp.timings  # type: ignore[attr-defined,no-any-return]
+
+    async def keep(session: Any, ctx: Any, params: Any) -> None:
+        ctx.trace_request_ctx["timings"] = ctx.timings
+
+    config.on_request_start.append(keep)
+    holder: dict[str, Timings] = {}
+    async with compat.traced_client(trace_configs=[config]) as client:
+        await client.get(url, extensions={"trace_request_ctx": holder})
+    return holder["timings"]
+
+
+DELAY = 0.3
+"""What the server waits; each phase is checked against it with a tolerance, not for speed."""
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("entry", ["session", "httpx"])
+async def test_wait_covers_a_server_delay_before_the_head(server: TestServer, entry: str) -> None:
+    timings = await _timed(entry, server.url_for(f"/slow?delay={DELAY}"))
+    assert timings.complete
+    assert timings.phases["wait"] >= 0.9 * DELAY, timings.phases
+    assert timings.phases["receive"] < DELAY / 2, timings.phases
+    assert abs(sum(timings.phases.values()) - timings.total) < 1e-6
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("entry", ["session", "httpx"])
+async def test_receive_covers_a_body_that_pauses_midway(server: TestServer, entry: str) -> None:
+    """The server sends the head and 2 bytes, waits, then the last 2: the wait is `receive`,
+    and the first chunk was signalled before the pause ended, not with the rest."""
+    timings = await _timed(entry, server.url_for(f"/slow-body?delay={DELAY}"))
+    assert timings.complete
+    assert timings.phases["receive"] >= 0.9 * DELAY, timings.phases
+    assert timings.phases["wait"] < DELAY / 2, timings.phases
+    at = {name: t for t, name, _ in reversed(timings.events)}  # each signal's first time
+    assert at["on_response_body_complete"] - at["on_response_chunk_received"] >= 0.9 * DELAY
+    chunks = [p.chunk for _, name, p in timings.events if name == "on_response_chunk_received"]
+    assert b"".join(chunks) == b"slow" and len(chunks) >= 2
+
+
+@pytest.mark.anyio
+async def test_blocked_covers_the_wait_for_a_slot() -> None:
+    config = timing_trace_config()
+    queued = anyio.Event()
+
+    async def on_queued(session: Any, ctx: Any, params: Any) -> None:
+        queued.set()
+
+    config.on_connection_queued_start.append(on_queued)
+    connector = compat.TCPConnector(limit=1)
+    result: dict[str, Timings] = {}
+    with WireServer() as wire:
+        async with compat.ClientSession(connector=connector, trace_configs=[config]) as s:
+
+            async def fetch(label: str, url: str) -> None:
+                async with s.get(url) as resp:
+                    await resp.read()
+                    result[label] = resp.timings  # type: ignore[attr-defined]
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(fetch, "holder", wire.url("/hold/holder"))
+                    await wire.wait_for(lambda: bool(wire.seen("/hold/holder")))
+                    tg.start_soon(fetch, "queued", wire.url("/ok"))
+                    await queued.wait()
+                    await anyio.sleep(DELAY)  # the time to be measured, not an ordering
+                    wire.release("holder")
+    phases = result["queued"].phases
+    assert phases["blocked"] >= 0.9 * DELAY, phases
+    assert result["holder"].phases["wait"] >= 0.9 * DELAY
+    assert result["holder"].phases["blocked"] < DELAY / 2
+
+
+@pytest.mark.anyio
+async def test_dns_and_connect_phases_each_cover_their_own_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS answers after DELAY (a faked resolver); the TCP connect is slowed by TCP itself: the
+    server's accept queue is full, its first SYN is dropped and the kernel sends it again about
+    a second later, by which time the queue has room. Each phase gets its own delay."""
+    fake_dns(monkeypatch, {"slow-dns.test": ["127.0.0.1"]}, delay=DELAY)
+    with SlowAcceptServer() as slow:
+        opener = compat.TraceConfig()
+
+        async def open_soon(session: Any, ctx: Any, params: Any) -> None:
+            slow.open_after(DELAY)  # after the first SYN has been dropped, before the retry
+
+        opener.on_dns_resolvehost_end.append(open_soon)
+        config = timing_trace_config()
+        async with compat.ClientSession(trace_configs=[config, opener]) as session:
+            async with session.get(f"http://slow-dns.test:{slow.port}/") as resp:
+                assert await resp.text() == "ok"
+                timings: Timings = resp.timings  # type: ignore[attr-defined]
+    phases = timings.phases
+    assert 0.9 * DELAY <= phases["dns"] < DELAY + 0.5, phases
+    assert phases["connect"] >= 0.5, phases  # about 1 s: TCP's first retransmission
+    assert abs(sum(phases.values()) - timings.total) < 1e-6
 
 
 def test_demo_runs_and_shows_the_whole_timeline() -> None:

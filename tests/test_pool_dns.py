@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import ssl
 from typing import Any
 
@@ -10,11 +11,10 @@ import anyio
 import pytest
 
 import compat
-from compat._dns import Resolver
-from compat._tracing import NO_TRACE
 
 from .conftest import Recorder
 from .server import TestServer
+from .wireserver import WireServer, fake_dns
 
 pytestmark = pytest.mark.anyio
 
@@ -41,8 +41,10 @@ async def _fetch(session: compat.ClientSession, url: str) -> bytes:
 
 @pytest.mark.parametrize("limits", [{"limit": 10}, {"limit": 0, "limit_per_host": 10}])
 async def test_in_use_never_exceeds_the_limit_under_1000_requests(
-    server: TestServer, recorder: Recorder, limits: dict[str, int]
+    recorder: Recorder, limits: dict[str, int]
 ) -> None:
+    """The server holds the first requests until 10 are in flight at once, then lets all go:
+    it never sees an 11th at the same time, nor an 11th connection."""
     connector = compat.TCPConnector(**limits)
     peak = 0
 
@@ -51,54 +53,207 @@ async def test_in_use_never_exceeds_the_limit_under_1000_requests(
         peak = max(peak, connector.stats().in_use)
 
     recorder.config.on_request_headers_sent.append(watch)
-    async with compat.ClientSession(connector=connector, trace_configs=[recorder.config]) as s:
-        with anyio.fail_after(60):
-            async with anyio.create_task_group() as tg:
-                for _ in range(1000):
-                    tg.start_soon(_fetch, s, server.url_for("/ok"))
-        stats = connector.stats()
-        assert stats.in_use == 0 and stats.waiting == 0
-        assert stats.max_in_use == 10 and peak <= 10
-        assert stats.idle <= 10
-    assert connector.stats().open == 0
+    with WireServer() as wire:
+        async with compat.ClientSession(connector=connector, trace_configs=[recorder.config]) as s:
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(1000):
+                        tg.start_soon(_fetch, s, wire.url("/hold/all"))
+                    await wire.wait_for(lambda: wire.total_in_flight >= 10)
+                    wire.release("all")
+            stats = connector.stats()
+            assert stats.in_use == 0 and stats.waiting == 0
+            assert stats.max_in_use == 10 and peak <= 10
+            assert stats.idle <= 10
+        assert connector.stats().open == 0
+        assert len(wire.requests) == 1000
+        assert wire.max_total_in_flight == 10 and len(wire.connections) <= 10
     names = recorder.names()
     assert names.count("connection_queued_start") > 0
     assert names.count("connection_create_start") <= 10
     assert_pairs_balanced(recorder)
 
 
-async def test_per_host_limit_queues_one_host_but_not_another(
-    server: TestServer, recorder: Recorder
-) -> None:
+class _Queue:
+    """A TraceConfig whose handlers report, per request (its trace_request_ctx label), that it
+    queued for a slot and that it got one; `block_when_granted` labels then wait in their
+    queued-end handler until cancelled (a waiter holding a granted slot it has not used)."""
+
+    def __init__(self, block_when_granted: tuple[str, ...] = ()) -> None:
+        self.queued: dict[str, anyio.Event] = {}
+        self.granted: dict[str, anyio.Event] = {}
+        self.config = compat.TraceConfig()
+
+        async def on_queued(session: Any, ctx: Any, params: Any) -> None:
+            self.event(self.queued, ctx.trace_request_ctx).set()
+
+        async def on_granted(session: Any, ctx: Any, params: Any) -> None:
+            self.event(self.granted, ctx.trace_request_ctx).set()
+            if ctx.trace_request_ctx in block_when_granted:
+                await anyio.sleep_forever()
+
+        self.config.on_connection_queued_start.append(on_queued)
+        self.config.on_connection_queued_end.append(on_granted)
+
+    @staticmethod
+    def event(events: dict[str, anyio.Event], label: str) -> anyio.Event:
+        return events.setdefault(label, anyio.Event())
+
+
+async def _text(session: compat.ClientSession, url: str, label: str, out: dict[str, str]) -> None:
+    async with session.get(url, trace_request_ctx=label) as resp:
+        out[label] = await resp.text()
+
+
+async def test_limit_and_limit_per_host_combined_hold_at_the_server() -> None:
+    """limit=3, limit_per_host=2. Host A has one request in flight and two waiting for a global
+    slot; host B holds the other two. B's first release goes to A (A reaches 2); B's second
+    must not (A is at its own limit): it is free, so a request to host C gets it at once."""
+    queue = _Queue()
+    connector = compat.TCPConnector(limit=3, limit_per_host=2)
+    done: dict[str, str] = {}
+    with WireServer(ports=3) as wire:
+        a, b, c = wire.host(0), wire.host(1), wire.host(2)
+        async with (
+            compat.ClientSession(connector=connector, trace_configs=[queue.config]) as s,
+            anyio.create_task_group() as tg,
+        ):
+            with anyio.fail_after(10):
+                for label in ("b1", "b2"):
+                    tg.start_soon(_text, s, wire.url(f"/hold/{label}", port=1), label, done)
+                await wire.wait_for(lambda: wire.in_flight[b] == 2)
+                tg.start_soon(_text, s, wire.url("/hold/a1", port=0), "a1", done)
+                await wire.wait_for(lambda: wire.in_flight[a] == 1)
+                for label in ("a2", "a3"):  # the pool is full: both wait for a global slot
+                    tg.start_soon(_text, s, wire.url(f"/hold/{label}", port=0), label, done)
+                    await queue.event(queue.queued, label).wait()
+                wire.release("b1")
+                await queue.event(queue.granted, "a2").wait()
+                await wire.wait_for(lambda: wire.in_flight[a] == 2)
+                wire.release("b2")
+                tg.start_soon(_text, s, wire.url("/hold/c", port=2), "c", done)
+                # Either C gets the slot B freed (right), or A's third request does (wrong).
+                await wire.wait_for(lambda: wire.in_flight[c] == 1 or wire.in_flight[a] > 2)
+                assert wire.max_in_flight[a] == 2, "host A went over limit_per_host"
+                assert wire.in_flight[c] == 1
+                assert not queue.event(queue.granted, "a3").is_set()
+                wire.release("c")
+                wire.release("a1")  # now A has room again: a3 goes
+                await queue.event(queue.granted, "a3").wait()
+                for label in ("a2", "a3"):
+                    wire.release(label)
+        assert sorted(done) == ["a1", "a2", "a3", "b1", "b2", "c"]
+        assert set(done.values()) == {"held"}
+        assert max(wire.max_in_flight.values()) == 2 and wire.max_total_in_flight == 3
+
+
+async def test_limits_hold_at_the_server_whatever_order_requests_finish() -> None:
+    """30 requests to 3 hosts at limit=4, limit_per_host=2, answered in a random order: the
+    server never serves more than 2 per host or 4 in all, and every request completes."""
+    rng = random.Random(15)
+    connector = compat.TCPConnector(limit=4, limit_per_host=2)
+    labels = [f"r{i}" for i in range(30)]
+    done: dict[str, str] = {}
+    with WireServer(ports=3) as wire:
+        async with compat.ClientSession(connector=connector) as s:
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tg:
+                    for label in labels:
+                        url = wire.url(f"/hold/{label}", port=rng.randrange(3))
+                        tg.start_soon(_text, s, url, label, done)
+                    released: set[str] = set()
+
+                    def arrived() -> set[str]:
+                        return {r.path.split("/")[2] for r in wire.requests} - released
+
+                    while len(released) < len(labels):
+                        await wire.wait_for(lambda: bool(arrived()))
+                        with wire.changed:
+                            waiting = sorted(arrived())
+                        label = rng.choice(waiting)
+                        released.add(label)
+                        wire.release(label)
+        assert sorted(done) == sorted(labels)
+        assert max(wire.max_in_flight.values()) == 2
+        assert wire.max_total_in_flight == 4
+
+
+async def test_per_host_limit_queues_one_host_but_not_another(recorder: Recorder) -> None:
+    queue = _Queue()
     connector = compat.TCPConnector(limit=0, limit_per_host=1)
-    async with compat.ClientSession(connector=connector, trace_configs=[recorder.config]) as s:
-        slow = server.url_for("/slow-body?delay=0.3")
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_fetch, s, slow)
-            await anyio.sleep(0.1)
-            tg.start_soon(_fetch, s, slow)  # same host: queues
-            await anyio.sleep(0.05)
-            other = await _fetch(s, server.url_for("/ok", host="localhost"))  # no wait
-            assert other == b"ok"
-            assert connector.stats().hosts[f"http://127.0.0.1:{server.port}"].waiting == 1
+    done: dict[str, str] = {}
+    with WireServer() as wire:
+        async with (
+            compat.ClientSession(
+                connector=connector, trace_configs=[recorder.config, queue.config]
+            ) as s,
+            anyio.create_task_group() as tg,
+        ):
+            with anyio.fail_after(10):
+                tg.start_soon(_text, s, wire.url("/hold/first"), "first", done)
+                await wire.wait_for(lambda: bool(wire.seen("/hold/first")))
+                tg.start_soon(_text, s, wire.url("/hold/second"), "second", done)  # same host
+                await queue.event(queue.queued, "second").wait()
+                await _text(s, wire.url("/ok", host="localhost"), "other", done)  # no wait
+                assert done == {"other": "ok"}
+                assert wire.seen("/hold/second") == []  # still queued behind the first
+                wire.release("first")
+                wire.release("second")
+        assert wire.max_in_flight[wire.host()] == 1
     per_request = recorder.per_request()
     queued = [r for r in per_request if "connection_queued_start" in r]
     assert len(queued) == 1
     assert queued[0][:3] == ["request_start", "connection_queued_start", "connection_queued_end"]
 
 
-async def test_a_cancelled_waiter_passes_its_turn_on(server: TestServer) -> None:
+async def test_cancelled_waiters_pass_their_turn_on() -> None:
+    """limit=1. A waiter cancelled before it was granted a slot, one cancelled after it was
+    granted (blocked in its queued-end handler), and one cancelled as the slot is handed to
+    it: after each, the next waiter and new requests get the connection."""
+    queue = _Queue(block_when_granted=("granted",))
     connector = compat.TCPConnector(limit=1)
-    async with compat.ClientSession(connector=connector) as s:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_fetch, s, server.url_for("/slow-body?delay=0.3"))
-            await anyio.sleep(0.05)
-            with anyio.move_on_after(0.1):
-                await _fetch(s, server.url_for("/ok"))  # queued, then cancelled
-            assert connector.stats().waiting == 0
-            with anyio.fail_after(5):
-                assert await _fetch(s, server.url_for("/ok")) == b"ok"
-    assert connector.stats().in_use == 0
+    done: dict[str, str] = {}
+    with WireServer() as wire:
+        async with compat.ClientSession(connector=connector, trace_configs=[queue.config]) as s:
+
+            async def cancellable(label: str, scope: anyio.CancelScope) -> None:
+                with scope:
+                    await _text(s, wire.url(f"/{label}"), label, done)
+
+            scopes = {label: anyio.CancelScope() for label in ("never", "granted", "raced")}
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_text, s, wire.url("/hold/h1"), "h1", done)
+                    await wire.wait_for(lambda: bool(wire.seen("/hold/h1")))
+                    tg.start_soon(cancellable, "never", scopes["never"])
+                    await queue.event(queue.queued, "never").wait()
+                    scopes["never"].cancel()  # never granted
+                    tg.start_soon(cancellable, "granted", scopes["granted"])
+                    await queue.event(queue.queued, "granted").wait()
+                    tg.start_soon(_text, s, wire.url("/after-granted"), "after-granted", done)
+                    await queue.event(queue.queued, "after-granted").wait()
+                    wire.release("h1")  # the slot goes to "granted", which sits on it
+                    await queue.event(queue.granted, "granted").wait()
+                    scopes["granted"].cancel()
+                    await queue.event(queue.granted, "after-granted").wait()
+
+                async with anyio.create_task_group() as tg:
+
+                    async def holder() -> None:
+                        await _text(s, wire.url("/hold/h2"), "h2", done)
+                        scopes["raced"].cancel()  # no checkpoint since the slot was freed
+
+                    tg.start_soon(holder)
+                    await wire.wait_for(lambda: bool(wire.seen("/hold/h2")))
+                    tg.start_soon(cancellable, "raced", scopes["raced"])
+                    await queue.event(queue.queued, "raced").wait()
+                    wire.release("h2")
+
+                for i in range(3):  # the connection is still there for new requests
+                    await _text(s, wire.url("/ok"), f"next{i}", done)
+    assert sorted(done) == ["after-granted", "h1", "h2", "next0", "next1", "next2"]
+    assert all(scope.cancelled_caught for scope in scopes.values())
+    assert not wire.seen("/never") and not wire.seen("/granted")
 
 
 async def test_connect_timeout_covers_the_queue(server: TestServer, recorder: Recorder) -> None:
@@ -241,19 +396,20 @@ async def test_dns_failure_is_not_cached(recorder: Recorder) -> None:
     ] * 2
 
 
-async def test_resolver_tries_every_address(server: TestServer) -> None:
-    resolver = Resolver(use_cache=True, ttl=None)
-    assert await resolver.resolve("127.0.0.1", 80, NO_TRACE) == ["127.0.0.1"]
-    addresses = await resolver.resolve("localhost", server.port, NO_TRACE)
-    assert "127.0.0.1" in addresses
-    assert resolver.cached_hosts()[("localhost", server.port)] == addresses
-    # A refused address first, then the server: the connection still succeeds.
-    from compat._network import Opener
-
-    opener = Opener(resolver, NO_TRACE, tls=False)
-    stream = await opener._connect_first(["127.0.0.2", "127.0.0.1"], server.port, None, None)
-    assert stream.get_extra_info("server_addr")[1] == server.port
-    await stream.aclose()
+async def test_every_resolved_address_is_tried_in_turn(
+    server: TestServer, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 127.0.0.2 refuses (the server listens on 127.0.0.1 only); the next address answers.
+    looked_up = fake_dns(monkeypatch, {"two-addresses.test": ["127.0.0.2", "127.0.0.1"]})
+    async with compat.ClientSession(trace_configs=[recorder.config]) as s:
+        assert await _fetch(s, server.url_for("/ok", host="two-addresses.test")) == b"ok"
+        assert s.connector.cached_hosts() == {
+            ("two-addresses.test", server.port): ["127.0.0.2", "127.0.0.1"]
+        }
+    assert looked_up == ["two-addresses.test"]
+    (established,) = recorder.params("connection_established")
+    assert established.peer == ("127.0.0.1", server.port)
+    assert [p.host for p in recorder.params("dns_resolvehost_end")] == ["two-addresses.test"]
 
 
 async def test_refused_connection(recorder: Recorder) -> None:

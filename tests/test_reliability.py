@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import random
+import re
 import warnings
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
+import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import compat
@@ -19,6 +24,7 @@ from compat._tracing import AIOHTTP_SIGNALS
 
 from .conftest import Recorder
 from .server import TestServer
+from .wireserver import Seen, WireServer, fake_dns
 
 pytestmark = pytest.mark.anyio
 
@@ -136,24 +142,39 @@ async def _raise_in_every_request(server: TestServer, signal: str) -> None:
 
 async def test_a_cancelled_handler_leaks_nothing(server: TestServer) -> None:
     config = compat.TraceConfig()
+    entered = anyio.Event()
 
-    async def hang(*_: Any) -> None:
-        await anyio.sleep(10)
+    async def hang(session: Any, ctx: Any, params: Any) -> None:
+        if ctx.trace_request_ctx == "hang":
+            entered.set()
+            await anyio.sleep_forever()
 
     config.on_request_headers_sent.append(hang)
-    async with compat.ClientSession(trace_configs=[config]) as s:
-        with anyio.move_on_after(0.1) as scope:
-            await s.get(server.url_for("/ok"))
-        assert scope.cancelled_caught
-        assert s.connector.stats().in_use == 0
+    connector = compat.TCPConnector(limit=1)
+    scope = anyio.CancelScope()
+    async with compat.ClientSession(connector=connector, trace_configs=[config]) as s:
+
+        async def hanging() -> None:
+            with scope:
+                await s.get(server.url_for("/ok"), trace_request_ctx="hang")
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hanging)
+                await entered.wait()
+                scope.cancel()
+            assert scope.cancelled_caught
+            assert await _fetch(s, server.url_for("/ok")) == b"ok"  # limit=1: the slot is back
 
 
 async def test_a_slow_handler_delays_only_its_own_request(server: TestServer) -> None:
     config = compat.TraceConfig()
+    slow_entered, let_go = anyio.Event(), anyio.Event()
 
     async def slow(session: Any, ctx: Any, params: Any) -> None:
         if ctx.trace_request_ctx == "slow":
-            await anyio.sleep(0.5)
+            slow_entered.set()
+            await let_go.wait()
 
     config.on_request_end.append(slow)
     done: list[str] = []
@@ -163,13 +184,131 @@ async def test_a_slow_handler_delays_only_its_own_request(server: TestServer) ->
             await _fetch(s, server.url_for("/ok"), trace_request_ctx=label)
             done.append(label)
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(one, "slow")
-            await anyio.sleep(0.05)
-            with anyio.fail_after(0.4):
-                for i in range(5):
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(one, "slow")
+                await slow_entered.wait()
+                for i in range(5):  # while the slow handler is blocked
                     await one(f"fast{i}")
+                assert done == [f"fast{i}" for i in range(5)]
+                let_go.set()
     assert done[-1] == "slow" and len(done) == 6
+
+
+@contextlib.asynccontextmanager
+async def _entry(
+    entry: str, connector: compat.TCPConnector, configs: list[Any]
+) -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """A `request(method, url, body=None) -> text` through ClientSession or traced_client."""
+    if entry == "session":
+        async with compat.ClientSession(connector=connector, trace_configs=configs) as s:
+
+            async def request(method: str, url: str, body: Any = None) -> str:
+                async with s.request(method, url, data=body) as resp:
+                    return await resp.text()
+
+            yield request
+        return
+    try:
+        async with compat.traced_client(connector=connector, trace_configs=configs) as client:
+
+            async def request(method: str, url: str, body: Any = None) -> str:
+                return (await client.request(method, url, content=body)).text
+
+            yield request
+    finally:
+        await connector.close()
+
+
+@pytest.mark.parametrize("entry", ["session", "httpx"])
+@pytest.mark.parametrize("stage", ["queued", "resolving", "sending", "waiting", "in-a-handler"])
+async def test_an_awaiting_exception_handler_completes_under_cancellation(
+    entry: str, stage: str, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request is cancelled at `stage`; the exception handler awaits before it records:
+    it must still run to its end (the signal is sent shielded), on trio too, and the slot of
+    the `limit=1` connector must come back."""
+    fake_dns(monkeypatch, {"slow-dns.test": ["127.0.0.1"]}, delay=60)
+    delivered: list[BaseException] = []
+    reached = anyio.Event()
+    config = compat.TraceConfig()
+
+    async def on_exception(session: Any, ctx: Any, params: Any) -> None:
+        await anyio.sleep(0.01)
+        await anyio.lowlevel.checkpoint()
+        delivered.append(params.exception)
+
+    async def mark(session: Any, ctx: Any, params: Any) -> None:
+        if reached.is_set():  # only the victim, the first request to get here
+            return
+        reached.set()
+        if stage == "in-a-handler":
+            await anyio.sleep_forever()
+
+    config.on_request_exception.append(on_exception)
+    getattr(
+        config,
+        {
+            "queued": "on_connection_queued_start",
+            "resolving": "on_dns_resolvehost_start",
+            "in-a-handler": "on_request_headers_sent",
+        }.get(stage, "on_request_end"),  # on_request_end: never reached in the other stages
+    ).append(mark)
+
+    async def body_that_stalls() -> AsyncIterator[bytes]:
+        yield b"<first>"
+        await anyio.sleep_forever()
+
+    with WireServer() as wire:
+        url = wire.url("/hold/victim")
+        if stage == "resolving":
+            url = f"http://slow-dns.test:{wire.ports[0]}/victim"
+        scope = anyio.CancelScope()
+        async with _entry(entry, compat.TCPConnector(limit=1), [config]) as request:
+
+            async def victim() -> None:
+                with scope:
+                    body = body_that_stalls() if stage == "sending" else None
+                    await request("POST", url, body)
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    if stage == "queued":  # another request holds the only slot
+                        tg.start_soon(request, "GET", wire.url("/hold/holder"))
+                        await wire.wait_for(lambda: bool(wire.seen("/hold/holder")))
+                    tg.start_soon(victim)
+                    if stage == "waiting":
+                        await wire.wait_for(lambda: bool(wire.seen("/hold/victim")))
+                    elif stage == "sending":
+                        await wire.wait_for(lambda: b"<first>" in wire.received())
+                    else:
+                        await reached.wait()
+                    scope.cancel()
+                    wire.release("holder")
+                assert scope.cancelled_caught
+                assert len(delivered) == 1, "the exception handler was cut off"
+                assert isinstance(delivered[0], anyio.get_cancelled_exc_class())
+                assert await request("GET", wire.url("/next")) == "ok"
+
+
+@pytest.mark.parametrize("entry", ["session", "httpx"])
+@pytest.mark.parametrize("method", ["GËT", "GE T", "GET\r\nSmuggled: 1", "GET\x00", ""])
+async def test_an_invalid_method_fails_clearly_and_gives_its_slot_back(
+    entry: str, method: str
+) -> None:
+    """Through a `limit=1` connector: the request fails with a message, nothing reaches the
+    wire, and the next request gets the connection at once."""
+    allowed = (compat.ClientError, ValueError, TypeError, httpx.HTTPError)
+    with WireServer() as wire:
+        async with _entry(entry, compat.TCPConnector(limit=1), []) as request:
+            with anyio.fail_after(5):
+                with pytest.raises(allowed) as info:
+                    await request(method, wire.url("/rejected"))
+                assert str(info.value)
+            with anyio.fail_after(5):
+                assert await request("GET", wire.url("/next")) == "ok"
+        assert [r.path for r in wire.requests] == ["/next"]
+        assert wire.received().startswith(b"GET /next HTTP/1.1\r\n")
 
 
 def _open_fds() -> int:
@@ -254,54 +393,141 @@ async def test_soak_with_faults_timeouts_and_cancellations(
             await anyio.sleep(0.05)
 
 
-_header_names = st.text(
-    alphabet=st.characters(min_codepoint=1, max_codepoint=300), min_size=1, max_size=12
+_MARK = "Smuggled"
+"""Every hostile sample tries to start a header line with this name."""
+
+_HOSTILE = [
+    f"a\r\n{_MARK}: 1",
+    f"a\n{_MARK}: 1",
+    f"a\r{_MARK}: 1",
+    f"\r\n\r\nGET /{_MARK} HTTP/1.1",
+    "a\x00b",
+    "\x00",
+    "\r\n",
+    " padded ",
+    "tab\tinside",
+    "\x7f",
+    "é",
+]
+_ascii = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=12)
+_printable = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12)
+_token = st.from_regex(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}", fullmatch=True)
+# Mostly valid, so that many requests get as far as the wire; hostile often enough.
+_header_names = st.one_of(
+    _token,
+    _token,
+    st.sampled_from([f"X-A\r\n{_MARK}", f"X\n{_MARK}", "Bad Name", "Colon:", "Nul\x00", "", "É"]),
+    _ascii.filter(bool),
 )
-_header_values = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=300), max_size=20)
+_header_values = st.one_of(_printable, _printable, st.sampled_from(_HOSTILE), _ascii)
+_methods = st.sampled_from(
+    ["GET", "POST", "get", "PATCH", "G E T", f"GET\r\n{_MARK}: y", "GET\n", "GET\x00", "", "ÜBER"]
+)
+_paths = st.one_of(_printable, st.sampled_from(_HOSTILE), st.text(max_size=20))
+
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [\x21-\x7e]+ HTTP/1\.1")
+_HEADER_LINE = re.compile(
+    rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t]*(?:[\x21-\x7e\x80-\xff][\x20-\x7e\x80-\xff\t]*)?"
+)
 
 
+def _assert_well_formed(request: Seen) -> None:
+    """The head as it was on the wire: one request line, then header lines, each a token, a
+    colon and a value with no CR, LF, NUL or other control character in it."""
+    lines = request.head[:-4].split(b"\r\n")
+    assert _REQUEST_LINE.fullmatch(lines[0]), lines[0]
+    for line in lines[1:]:
+        assert _HEADER_LINE.fullmatch(line), line
+        assert not line.lower().startswith(_MARK.lower().encode()), line
+    assert _MARK.lower() not in request.header_names()
+
+
+@pytest.mark.parametrize("entry", ["session", "httpx"])
 @settings(
     derandomize=True,
     max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+@example(method="ÜBER", path="x", headers=[], params={}, body=None)
+@example(method="G E T", path="x", headers=[], params={}, body=None)
+@example(method="", path="x", headers=[], params={}, body=None)
+@example(method="GET", path="x", headers=[("X-Ok", f"a\r\n{_MARK}: 1")], params={}, body=None)
+@example(method="GET", path="x", headers=[(f"X\r\n{_MARK}", "1")], params={}, body=None)
+@example(method="GET", path="x", headers=[("X-Ok", "a\x00b")], params={}, body=None)
+@example(method="GET", path="x", headers=[("X-Ok", "a\nb")], params={}, body=None)
+@example(method=f"GET\r\n{_MARK}: y", path="x", headers=[], params={}, body=None)
+@example(method="GET", path=f"a\r\n{_MARK}: 1", headers=[], params={}, body=None)
+@example(method="GET", path="x", headers=[], params={"q": f"a\r\n{_MARK}: 1"}, body=None)
+@example(method="POST", path="x", headers=[], params={}, body=f"a\r\n{_MARK}: 1")
 @given(
-    method=st.sampled_from(["GET", "POST", "get", "PATCH", "G E T", "GET\r\nX: y", "", "ÜBER"]),
-    path=st.text(max_size=20),
+    method=_methods,
+    path=_paths,
     headers=st.lists(st.tuples(_header_names, _header_values), max_size=3),
-    params=st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+    params=st.dictionaries(
+        st.one_of(_ascii, st.sampled_from(_HOSTILE)), _header_values, max_size=2
+    ),
     body=st.one_of(st.none(), st.binary(max_size=50), st.text(max_size=20)),
 )
 async def test_hostile_input_gets_clear_errors_and_never_reaches_the_wire_malformed(
-    server: TestServer,
+    entry: str,
     method: str,
     path: str,
     headers: list[tuple[str, str]],
     params: dict[str, str],
     body: bytes | str | None,
 ) -> None:
+    """Checked on the raw bytes the server received: a request that fails left nothing on the
+    wire; one that went out is a single well-formed request with the method asked for; and
+    the `limit=1` connector's slot is back either way."""
     recorder = Recorder()
-    seen_before = len(server.stats.seen)
-    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
-        try:
-            async with session.request(
-                method,
-                server.url + "/echo/" + path,
-                headers=headers,
-                params=params,
-                data=body,
-            ) as resp:
-                await resp.read()
-        except (compat.ClientError, ValueError, TypeError) as exc:
-            assert str(exc)
-            assert type(exc).__module__.startswith(("compat", "builtins")), type(exc)
-        assert session.connector.stats().in_use == 0
+    connector = compat.TCPConnector(limit=1)
+    error: BaseException | None = None
+    with WireServer() as wire:
+        url = wire.url("/echo/" + path)
+        with anyio.fail_after(10):
+            if entry == "session":
+                async with compat.ClientSession(
+                    connector=connector, trace_configs=[recorder.config]
+                ) as session:
+                    try:
+                        async with session.request(
+                            method, url, headers=headers, params=params, data=body
+                        ) as resp:
+                            await resp.read()
+                    except (compat.ClientError, ValueError, TypeError) as exc:
+                        assert type(exc).__module__.startswith(("compat", "builtins")), exc
+                        error = exc
+                    async with session.get(wire.url("/after")) as resp:
+                        assert await resp.text() == "ok"
+            else:
+                try:
+                    async with compat.traced_client(
+                        connector=connector, trace_configs=[recorder.config]
+                    ) as client:
+                        try:
+                            await client.request(
+                                method, url, headers=headers, params=params, content=body
+                            )
+                        except (httpx.HTTPError, httpx.InvalidURL, ValueError, TypeError) as exc:
+                            error = exc
+                        assert (await client.get(wire.url("/after"))).text == "ok"
+                finally:
+                    await connector.close()
+            await wire.wait_for(lambda: wire.open_connections() == 0)
+        sent = [r for r in wire.requests if r.path != "/after"]
+        assert wire.malformed == []
+        assert sum(r.size for r in wire.requests) == len(wire.received())  # no stray bytes
+        if error is not None:
+            assert str(error), repr(error)
+            assert sent == [], "a request that failed put bytes on the wire"
+        else:
+            (request,) = sent
+            _assert_well_formed(request)
+            assert request.method == method.upper()
+        for request in wire.requests:
+            _assert_well_formed(request)
     names = recorder.names()
     assert names.count("request_start") == names.count("request_end") + names.count(
         "request_exception"
     )
-    for request in server.stats.seen[seen_before:]:
-        for name, value in request.headers:
-            assert "\r" not in name + value and "\n" not in name + value
-            assert name.lower() != "x"  # no header smuggled in through the method or a value

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib.util
 import json
+import socket
 import sys
 from types import SimpleNamespace
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 import compat
+from compat._transport._decoders import ACCEPT_ENCODING
 
 from .conftest import Recorder
 from .server import TestServer
+from .wireserver import WireServer
 
 pytestmark = pytest.mark.anyio
 
@@ -161,32 +166,146 @@ async def test_no_redirects_when_not_allowed(server: TestServer, recorder: Recor
     assert "request_redirect" not in recorder.names()
 
 
-async def test_redirect_to_another_origin_drops_authorization(server: TestServer) -> None:
-    other = server.url_for("/headers", host="localhost")
-    async with compat.ClientSession() as session:
-        async with session.get(
-            server.url_for("/redirect-to"),
-            params={"url": other},
-            auth=compat.BasicAuth("user", "secret"),
-            headers={"X-Keep": "1"},
-        ) as resp:
-            sent = {k.lower(): v for k, v in await resp.json()}
-    assert "authorization" not in sent and sent["x-keep"] == "1"
-    first_hop = server.stats.seen[-2]
-    assert first_hop.header("authorization") == compat.BasicAuth("user", "secret").encode()
+@pytest.mark.parametrize(
+    ("entry", "target"),
+    [
+        ("session", "same-origin"),
+        ("session", "other-port"),
+        ("session", "other-host"),
+        ("httpx", "other-port"),
+        ("httpx", "other-host"),
+    ],
+)
+@pytest.mark.parametrize("credentials", ["headers", "basic-auth"])
+async def test_a_redirect_to_another_origin_sends_no_credentials_or_cookies(
+    entry: str, target: str, credentials: str
+) -> None:
+    """Checked on the raw request the second hop's server received."""
+    sent: dict[str, Any] = {"headers": {"Cookie": "explicit=k1", "X-Keep": "1"}}
+    if credentials == "headers":
+        sent["headers"]["Authorization"] = "Bearer t0ken"
+    with WireServer(ports=2) as wire:
+        final = {
+            "same-origin": wire.url("/final"),
+            "other-port": wire.url("/final", port=1),
+            "other-host": wire.url("/final", host="localhost"),
+        }[target]
+        # The first hop also sets a jar cookie, for 127.0.0.1.
+        url = httpx.URL(wire.url("/redirect"), params={"to": final, "cookie": "jar=k2"})
+        if entry == "session":
+            auth = compat.BasicAuth("user", "pw") if credentials == "basic-auth" else None
+            async with compat.ClientSession() as session:
+                async with session.get(str(url), auth=auth, **sent) as resp:
+                    assert await resp.text() == "ok"
+        else:
+            auth = ("user", "pw") if credentials == "basic-auth" else None
+            async with compat.traced_client(follow_redirects=True) as client:
+                response = await client.get(url, auth=auth, **sent)
+                assert response.text == "ok"
+        (first,) = wire.seen("/redirect")
+        (second,) = wire.seen("/final")
+    assert first.header("authorization") and first.header("cookie") == "explicit=k1"
+    assert second.header("x-keep") == "1"
+    if target == "same-origin":
+        assert second.header("authorization") == first.header("authorization")
+        assert "explicit=k1" in (second.header("cookie") or "")
+    else:
+        assert "authorization" not in second.header_names()
+        assert b"t0ken" not in second.head and b"explicit=k1" not in second.head
+        if target == "other-host":  # cookies are scoped by host, not by port
+            assert "cookie" not in second.header_names()
 
 
-async def test_credentials_in_the_url_become_a_header_and_leave_the_traced_url(
+_PASSWORD = "s3cret-pw"
+
+
+def _assert_no_password(recorder: Recorder, error: BaseException | None) -> None:
+    """No URL a handler or the caller can see carries the password."""
+
+    def check_url(url: Any, where: str) -> None:
+        assert url is None or (URL(str(url)).password is None and _PASSWORD not in str(url)), where
+
+    def check_response(response: Any, where: str) -> None:
+        for hop in (*getattr(response, "history", ()), response):
+            check_url(hop.url, where + ".response.url")
+            info = getattr(hop, "request_info", None)
+            if info is not None:
+                check_url(info.url, where + ".request_info.url")
+                check_url(info.real_url, where + ".request_info.real_url")
+
+    for name, params, _ in recorder.events:
+        check_url(getattr(params, "url", None), name)
+        if getattr(params, "response", None) is not None:
+            check_response(params.response, name)
+        if getattr(params, "exception", None) is not None:
+            assert _PASSWORD not in str(params.exception) + repr(params.exception), name
+    if error is not None:
+        assert _PASSWORD not in str(error) + repr(error)
+        info = getattr(error, "request_info", None)
+        if info is not None:
+            check_url(info.url, "error.request_info.url")
+        for hop in getattr(error, "history", ()):
+            check_response(hop, "error.history")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "case", ["ok", "redirect", "other-origin", "error", "refused", "dns", "timeout"]
+)
+async def test_credentials_in_the_url_become_a_header_and_reach_no_handler(
+    server: TestServer, recorder: Recorder, case: str
+) -> None:
+    creds = f"alice:{_PASSWORD}@"
+    base = f"http://{creds}127.0.0.1:{server.port}"
+    url = {
+        "ok": f"{base}/headers",
+        "redirect": f"{base}/redirect/2",
+        "other-origin": f"{base}/redirect-to?url=" + server.url_for("/headers", host="localhost"),
+        "error": f"{base}/status/500",
+        "refused": f"http://{creds}127.0.0.1:{_closed_port()}/",
+        "dns": f"http://{creds}no-such-host.invalid/",
+        "timeout": f"{base}/slow?delay=2",
+    }[case]
+    seen_before = len(server.stats.seen)
+    error: BaseException | None = None
+    timeout = compat.ClientTimeout(total=0.2 if case == "timeout" else 10)
+    async with compat.ClientSession(trace_configs=[recorder.config], timeout=timeout) as session:
+        try:
+            async with session.get(url, raise_for_status=True) as resp:
+                await resp.read()
+                _assert_no_password(recorder, None)
+                for hop in (*resp.history, resp):
+                    assert hop.url.password is None and _PASSWORD not in str(hop.url)
+        except (compat.ClientError, TimeoutError) as exc:
+            error = exc
+    assert (error is None) == (case in ("ok", "redirect", "other-origin")), error
+    names = recorder.names()
+    assert names[-1] == ("request_exception" if error else "request_end")
+    _assert_no_password(recorder, error)
+    first = server.stats.seen[seen_before:][:1]
+    if case not in ("refused", "dns"):  # the password went only into Authorization
+        assert first[0].header("authorization") == compat.BasicAuth("alice", _PASSWORD).encode()
+    if case == "other-origin":
+        assert server.stats.seen[-1].header("authorization") is None
+
+
+async def test_credentials_in_the_url_reach_no_handler_of_an_httpx_client(
     server: TestServer, recorder: Recorder
 ) -> None:
-    url = f"http://alice:s3cret@127.0.0.1:{server.port}/headers"
-    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
-        async with session.get(url) as resp:
-            sent = {k.lower(): v for k, v in await resp.json()}
-    assert sent["authorization"] == compat.BasicAuth("alice", "s3cret").encode()
-    for name, params, _ in recorder.events:
-        if hasattr(params, "url"):
-            assert params.url.password is None and "s3cret" not in str(params.url), name
+    async with compat.traced_client(
+        trace_configs=[recorder.config], follow_redirects=True
+    ) as client:
+        response = await client.get(f"http://alice:{_PASSWORD}@127.0.0.1:{server.port}/redirect/1")
+        assert response.status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://alice:{_PASSWORD}@127.0.0.1:{_closed_port()}/")
+    assert recorder.names().count("request_exception") == 1
+    _assert_no_password(recorder, None)
 
 
 async def test_bad_status_is_an_end_and_raise_for_status_is_an_exception(
@@ -245,7 +364,116 @@ async def test_every_read_path_fires_chunks_that_add_up_to_the_body(
     assert session.connector.stats().in_use == 0
 
 
-async def test_request_body_chunks_are_signalled_as_written(
+@pytest.mark.parametrize(
+    "reader", ["read", "text", "iter_chunked", "iter_any", "content.read", "httpx", "httpx-stream"]
+)
+async def test_response_chunks_are_signalled_as_the_body_arrives(reader: str) -> None:
+    """The server sends 1,000 bytes of a 3,000-byte body and waits: a chunk signal comes
+    before the server is let go, and no body-complete signal does."""
+    recorder = Recorder()
+    arrived = anyio.Event()
+
+    async def on_chunk(session: Any, ctx: Any, params: Any) -> None:
+        arrived.set()
+
+    recorder.config.on_response_chunk_received.append(on_chunk)
+    body: list[bytes] = []
+    with WireServer() as wire:
+        url = wire.url("/part/rest?size=3000&first=1000")
+
+        async def read() -> None:
+            if reader.startswith("httpx"):
+                async with compat.traced_client(trace_configs=[recorder.config]) as client:
+                    if reader == "httpx":
+                        body.append((await client.get(url)).content)
+                    else:
+                        async with client.stream("GET", url) as response:
+                            body.extend([c async for c in response.aiter_raw()])
+                return
+            async with (
+                compat.ClientSession(trace_configs=[recorder.config]) as session,
+                session.get(url) as resp,
+            ):
+                if reader == "read":
+                    body.append(await resp.read())
+                elif reader == "text":
+                    body.append((await resp.text()).encode())
+                elif reader == "iter_chunked":
+                    body.extend([c async for c in resp.content.iter_chunked(300)])
+                elif reader == "iter_any":
+                    body.extend([c async for c in resp.content.iter_any()])
+                else:
+                    body.append(await resp.content.read())
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read)
+                try:
+                    with anyio.move_on_after(5):
+                        await arrived.wait()
+                    before = b"".join(p.chunk for p in recorder.params("response_chunk_received"))
+                    completed_before = recorder.params("response_body_complete")
+                finally:
+                    wire.release("rest")
+    assert before and before == b"a" * len(before) and len(before) <= 1000, "no chunk on time"
+    assert completed_before == []
+    chunks = [p.chunk for p in recorder.params("response_chunk_received")]
+    assert b"".join(chunks) == b"".join(body) == b"a" * 1000 + b"b" * 2000
+    (complete,) = recorder.params("response_body_complete")
+    assert complete.size == 3000
+
+
+@pytest.mark.parametrize("entry", ["session", "httpx"])
+@pytest.mark.parametrize("body_kind", ["streamed", "bytes"])
+async def test_request_signals_come_once_the_server_can_see_the_bytes(
+    entry: str, body_kind: str
+) -> None:
+    """headers-sent once the head is on the wire; each chunk-sent once that chunk is: each
+    handler waits (bounded) for the server to have received those bytes."""
+    parts = [b"<one:" + b"1" * 10 + b">", b"<two:" + b"2" * 200_000 + b">", b"<three>"]
+    on_time: list[tuple[str, bytes, bool]] = []
+    recorder = Recorder()
+    with WireServer() as wire:
+
+        async def until_received(what: str, data: bytes) -> None:
+            try:
+                await wire.wait_for(lambda: data in wire.received(), timeout=2)
+                on_time.append((what, data[:8], True))
+            except TimeoutError:
+                on_time.append((what, data[:8], False))
+
+        async def on_headers_sent(session: Any, ctx: Any, params: Any) -> None:
+            await until_received("head", b"\r\n\r\n")
+
+        async def on_chunk_sent(session: Any, ctx: Any, params: Any) -> None:
+            await until_received("chunk", params.chunk)
+
+        recorder.config.on_request_headers_sent.append(on_headers_sent)
+        recorder.config.on_request_chunk_sent.append(on_chunk_sent)
+
+        async def streamed() -> Any:
+            for part in parts:
+                yield part
+
+        content: Any = streamed() if body_kind == "streamed" else b"".join(parts)
+        with anyio.fail_after(30):
+            if entry == "session":
+                async with (
+                    compat.ClientSession(trace_configs=[recorder.config]) as session,
+                    session.post(wire.url("/echo"), data=content) as resp,
+                ):
+                    echoed = await resp.read()
+            else:
+                async with compat.traced_client(trace_configs=[recorder.config]) as client:
+                    echoed = (await client.post(wire.url("/echo"), content=content)).content
+    assert echoed == b"".join(parts)
+    sent = [p.chunk for p in recorder.params("request_chunk_sent")]
+    assert sent == (parts if body_kind == "streamed" else [b"".join(parts)])
+    assert [what for what, _, _ in on_time] == ["head"] + ["chunk"] * len(sent)
+    assert all(ok for _, _, ok in on_time), on_time
+
+
+async def test_request_body_chunks_are_signalled_in_order_and_add_up(
     server: TestServer, recorder: Recorder
 ) -> None:
     async def body() -> Any:
@@ -418,8 +646,12 @@ async def test_closed_session_refuses_requests(server: TestServer) -> None:
 
 
 async def test_base_url_cookies_and_default_headers(server: TestServer) -> None:
+    # The server is an IP address: as aiohttp's, the default jar keeps no cookie set by one.
     async with compat.ClientSession(
-        server.url, headers={"X-Default": "d"}, cookies={"a": "1"}
+        server.url,
+        headers={"X-Default": "d"},
+        cookies={"a": "1"},
+        cookie_jar=compat.CookieJar(unsafe=True),
     ) as session:
         async with session.get("/cookie") as resp:
             assert resp.status == 200
@@ -455,7 +687,9 @@ async def test_compressed_bodies_are_decoded_and_their_chunks_add_up(
     assert text == "compressed " * 1000
     chunks = b"".join(p.chunk for p in recorder.params("response_chunk_received"))
     assert chunks == text.encode()
-    assert recorder.params("request_headers_sent")[0].headers["Accept-Encoding"] == "gzip, deflate"
+    # br only where a brotli package is installed (the test extra installs one)
+    assert recorder.params("request_headers_sent")[0].headers["Accept-Encoding"] == ACCEPT_ENCODING
+    assert ("br" in ACCEPT_ENCODING) == (importlib.util.find_spec("brotli") is not None)
 
 
 def test_an_unclosed_session_warns_as_in_aiohttp() -> None:

@@ -393,12 +393,13 @@ class HTTP11Connection:
         iterator = body.__aiter__()
         try:
             async for chunk in iterator:
-                if not chunk:
-                    continue
                 if not isinstance(chunk, (bytes, bytearray, memoryview)):
                     raise TypeError(f"A request body yielded {type(chunk).__name__}, not bytes")
                 chunk = bytes(chunk)
-                if chunked:
+                if not chunk:
+                    pass  # nothing to write (an empty chunk would end a chunked body), but
+                    # signalled with 0 bytes, as aiohttp does
+                elif chunked:
                     await send(b"%x\r\n%b\r\n" % (len(chunk), chunk))
                 else:
                     await send(chunk)

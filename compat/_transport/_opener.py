@@ -29,7 +29,7 @@ from .._exceptions import (
     ConnectionTimeoutError,
     ServerFingerprintMismatch,
 )
-from .._models import Fingerprint, RequestInfo
+from .._models import USER_AGENT, Fingerprint, RequestInfo
 from .._params import (
     ConnectionEstablishedParams,
     TlsHandshakeEndParams,
@@ -40,6 +40,7 @@ from .._params import (
 from .._tracing import NO_TRACE, RequestTrace
 from ._backends import NetworkStream, open_tcp, open_unix
 from ._connection import Exchange, HTTP11Connection, request_head
+from ._decoders import ACCEPT_ENCODING
 from ._dns import Resolver
 
 __all__ = ["Opener", "Proxy", "Route", "default_ssl_context"]
@@ -203,8 +204,9 @@ class Opener:
             certificate = ssl_object.getpeercert(binary_form=True) if ssl_object else b""
             got = key.ssl.digest_of(certificate or b"")
             if got != key.ssl.fingerprint:
+                peer = stream.get_extra_info("peername") or (host, key.port or 0)
                 stream.close()
-                raise ServerFingerprintMismatch(key.ssl.fingerprint, got, host, key.port or 0)
+                raise ServerFingerprintMismatch(key.ssl.fingerprint, got, peer[0], peer[1])
         if plan.on_tls_handshake_end:
             cipher = ssl_object.cipher() if ssl_object is not None else None
             await trace.send(
@@ -224,7 +226,13 @@ class Opener:
 async def _tunnel(stream: NetworkStream, host: str, port: int, proxy: Proxy) -> None:
     """Ask the proxy for a tunnel to host:port (HTTP CONNECT); untraced, as in aiohttp."""
     authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    headers = [("Host", authority), *proxy.headers]
+    headers = [
+        ("Host", authority),
+        ("Accept", "*/*"),
+        ("Accept-Encoding", ACCEPT_ENCODING),
+        ("User-Agent", USER_AGENT),
+        *proxy.headers,
+    ]
     if proxy.authorization is not None:
         headers.append(("Proxy-Authorization", proxy.authorization))
     conn = HTTP11Connection(stream, None, _ignore)
