@@ -190,17 +190,7 @@ class Exchange:
                     self.complete = True
             else:
                 self.complete = True
-        chunk = chunks[0]
-        if len(chunk) > max_bytes:
-            chunks[0] = chunk[max_bytes:]
-            chunk = chunk[:max_bytes]
-        else:
-            chunks.popleft()
-        self.buffered -= len(chunk)
-        conn = self._conn
-        if conn is not None:
-            conn.consumed(self, len(chunk))
-        return chunk
+        return self.read_nowait(max_bytes)
 
     def read_nowait(self, max_bytes: int) -> bytes:
         """Up to `max_bytes` of what is buffered, without waiting; b"" if nothing is."""
