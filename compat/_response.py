@@ -340,7 +340,8 @@ class _BodyStream:
             else:
                 chunk = await self._decoded(self._decoder, max_bytes)
         except BaseException as exc:
-            self.close()
+            self.released = True
+            await self._exchange.aclose()
             error = to_client_error(exc, self._key, self.request_info, reading_body=True)
             if error is exc:
                 raise

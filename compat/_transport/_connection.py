@@ -16,6 +16,7 @@ status, headers, body pieces. It trusts nothing the server sends:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -60,7 +61,11 @@ class Carrier(Protocol):
 
     stream: NetworkStream
 
+    @property
+    def needs_flush(self) -> bool: ...
+
     async def wait(self, exchange: Exchange) -> None: ...
+    async def flush(self) -> None: ...
     def abort(self, exchange: Exchange) -> None: ...
     def consumed(self, exchange: Exchange, size: int) -> None: ...
     def close(self) -> None: ...
@@ -190,7 +195,11 @@ class Exchange:
                     self.complete = True
             else:
                 self.complete = True
-        return self.read_nowait(max_bytes)
+        chunk = self.read_nowait(max_bytes)
+        conn = self._conn
+        if conn is not None and conn.needs_flush:
+            await conn.flush()  # HTTP/2 on trio: the flow-control window update goes out now
+        return chunk
 
     def read_nowait(self, max_bytes: int) -> bytes:
         """Up to `max_bytes` of what is buffered, without waiting; b"" if nothing is."""
@@ -208,6 +217,14 @@ class Exchange:
         if conn is not None:
             conn.consumed(self, len(chunk))
         return chunk
+
+    async def aclose(self) -> None:
+        """`close`, and on HTTP/2 over trio send the stream reset it queued at once."""
+        self.close()
+        conn = self._conn
+        if conn is not None and conn.needs_flush:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await conn.flush()
 
     def distrust(self) -> None:
         """The body was bad though framed well (corrupt compression): as aiohttp, do not reuse
@@ -233,6 +250,7 @@ class HTTP11Connection:
     """Writes requests and parses responses; `on_free` gets it back when an exchange ends."""
 
     http2 = False
+    needs_flush = False  # (HTTP/2's acknowledgements; nothing to send here)
 
     __slots__ = (
         "_current",
@@ -530,6 +548,9 @@ class HTTP11Connection:
 
     def free_held(self) -> None:
         self._on_free(self)
+
+    async def flush(self) -> None:
+        """Nothing is ever left unsent on an HTTP/1.1 connection."""
 
     # --- httptools callbacks (the connection is the parser's protocol) ---
 

@@ -101,6 +101,8 @@ class Engine:
                 await conn.request(exchange, *_h2_fields(key, method, target, headers), body)
         except BaseException:
             conn.abort(exchange)
+            if conn.needs_flush:  # HTTP/2 on trio: the stream's reset goes out now
+                await exchange.aclose()
             raise
         return exchange
 
@@ -117,7 +119,13 @@ class Engine:
 
                 h2 = HTTP2Connection(stream, key, pool.h2_stream_done)
                 try:
-                    await h2.start()
+                    with anyio.fail_after(timeout):
+                        await h2.start()
+                except TimeoutError as exc:
+                    stream.close()
+                    raise ConnectionTimeoutError(
+                        f"Connection timeout to host {key[1]}:{key[2]} (HTTP/2 settings)"
+                    ) from exc
                 except BaseException:
                     stream.close()
                     raise

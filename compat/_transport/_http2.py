@@ -45,6 +45,7 @@ _DROPPED = frozenset(
     {b"host", b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
 _WINDOW = 2**24  # our receive window, per stream and for the connection
+_WRITE_TIMEOUT = 30.0  # bound of one (shielded) write of frames
 
 
 class HTTP2Connection:
@@ -62,7 +63,7 @@ class HTTP2Connection:
         self.key = key
         self._on_stream_done = on_stream_done
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
-        self._h2 = h2.connection.H2Connection(config)
+        self._h2 = _H2Connection(config)
         self._h2.local_settings = h2.settings.Settings(
             client=True,
             initial_values={
@@ -77,7 +78,9 @@ class HTTP2Connection:
         self._read_lock = anyio.Lock()
         self._write_lock = anyio.Lock()
         self.reserved = 0  # streams promised by the pool, opened or about to be
-        self.holds_slot = False  # the pool's: this connection has a slot until it closes
+        self.holds_slot = False  # the pool's: this connection holds a slot while it has streams
+        self._settings_seen = False
+        self._settings_event: anyio.Event | None = None
         self.goaway = False
         self.broken = False
         self.eof = False
@@ -102,8 +105,18 @@ class HTTP2Connection:
         self._fail_all(ServerDisconnectedError("The HTTP/2 connection was closed"))
 
     async def start(self) -> None:
-        """Send the connection preface and our settings."""
+        """Send the connection preface and our settings; wait for the server's, so that no
+        stream is opened past its SETTINGS_MAX_CONCURRENT_STREAMS."""
         await self._flush()
+        while not self._settings_seen and not self.eof and not self.broken:
+            if self.stream.pulls:
+                await self.stream.pump()
+                await self._flush()
+            else:
+                event = self._settings_event = anyio.Event()
+                await event.wait()
+        if not self._settings_seen:
+            raise ServerDisconnectedError("The server closed the connection before its SETTINGS")
 
     # --- a request ---
 
@@ -214,16 +227,16 @@ class HTTP2Connection:
 
     async def wait(self, exchange: Exchange) -> None:
         """Wait until something happened to `exchange` (or the connection)."""
+        seen = exchange.events  # before any await: what arrives meanwhile counts as news
         if self._unsent:
-            await self._flush()
-        seen = exchange.events
+            await self.flush()
         timeout = exchange.read_timeout
         with anyio.move_on_after(timeout) as scope:
             if self.stream.pulls:
                 async with self._read_lock:
                     if exchange.events == seen and not self.eof:
                         await self.stream.pump()
-                        await self._flush()
+                        await self.flush()
             else:
                 event = exchange.wakeup = anyio.Event()
                 if exchange.events == seen and not self.eof:
@@ -285,7 +298,9 @@ class HTTP2Connection:
 
     def feed_eof(self, error: BaseException | None) -> None:
         self.eof = True
-        self._fail_all(ServerDisconnectedError("The server closed the HTTP/2 connection"))
+        lost = ServerDisconnectedError("The server closed the HTTP/2 connection")
+        lost.__cause__ = error
+        self._fail_all(lost)
 
     def _dispatch(self, event: h2.events.Event) -> None:
         stream_id = getattr(event, "stream_id", None)
@@ -334,6 +349,10 @@ class HTTP2Connection:
                     self._wake(other)
             self._on_stream_done(self, 0)
             return
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self._settings_seen = True
+            self._wake_start()
+            return
         elif isinstance(event, h2.events.WindowUpdated):
             for other in self._streams.values():  # a writer may wait for window
                 self._wake(other)
@@ -349,10 +368,22 @@ class HTTP2Connection:
         if wakeup is not None:
             wakeup.set()
 
+    def _wake_start(self) -> None:
+        event, self._settings_event = self._settings_event, None
+        if event is not None:
+            event.set()
+
     def _fail_all(self, error: BaseException) -> None:
+        self._wake_start()
         for exchange in list(self._streams.values()):
             if not exchange.complete and exchange.error is None:
-                exchange.error = error
+                if exchange.head_done:  # the body was cut short
+                    exchange.error = ClientPayloadError(
+                        f"Response payload is not completed: {error}"
+                    )
+                    exchange.error.__cause__ = error.__cause__
+                else:
+                    exchange.error = error
             self._release(exchange)
             self._wake(exchange)
         self._on_stream_done(self, 0)
@@ -364,11 +395,46 @@ class HTTP2Connection:
         if data and not self.stream.write_nowait(data):
             self._unsent.append(data)
 
+    @property
+    def needs_flush(self) -> bool:
+        return bool(self._unsent)
+
+    async def flush(self) -> None:
+        """Send queued frames (acknowledgements, resets). A failure here fails no request by
+        itself: what the server already sent can still be read."""
+        with contextlib.suppress(ServerDisconnectedError):
+            await self._flush()
+
     async def _flush(self) -> None:
         """Send what h2 has queued, one writer at a time. The h2 calls before it are
         synchronous, so frames go out in the order they were made."""
         async with self._write_lock:
             data = b"".join(self._unsent) + self._h2.data_to_send()
             self._unsent.clear()
-            if data:
-                await self.stream.send(data)
+            if not data:
+                return
+            # Shielded: frames of every stream share this write, and a write cut off by one
+            # request's cancellation would break the connection for all of them (trio).
+            with anyio.CancelScope(shield=True) as scope:
+                scope.deadline = anyio.current_time() + _WRITE_TIMEOUT
+                try:
+                    await self.stream.send(data)
+                except OSError as exc:
+                    self.broken = True
+                    raise ServerDisconnectedError(f"HTTP/2 connection lost: {exc}") from exc
+            if scope.cancelled_caught:
+                self.close()
+                raise ServerDisconnectedError("HTTP/2 connection stalled: a write took too long")
+
+
+class _H2Connection(h2.connection.H2Connection):
+    """h2's connection, but a GOAWAY leaves the streams it did take able to finish.
+
+    h2 moves to its CLOSED state on receiving GOAWAY and then refuses every frame, while
+    RFC 9113 6.8 lets the streams up to `last_stream_id` complete. compat opens no new
+    stream after a GOAWAY (`HTTP2Connection.goaway`), so reading on is safe."""
+
+    def _receive_goaway_frame(self, frame: Any) -> Any:
+        result = super()._receive_goaway_frame(frame)
+        self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        return result

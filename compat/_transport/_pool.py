@@ -80,6 +80,7 @@ class _Waiter:
 
 class _Host:
     __slots__ = (
+        "h1_only",
         "h2",
         "h2_changed",
         "h2_opening",
@@ -97,6 +98,7 @@ class _Host:
         self.h2: HTTP2Connection | None = None
         self.h2_opening: anyio.Event | None = None
         self.h2_changed: anyio.Event | None = None
+        self.h1_only = False  # the origin answered with HTTP/1.1: no more waiting for h2
         # Reused from the right (freshest first); the oldest, at the left, expire first.
         self.idle: deque[Connection] = deque()
         self.in_use = 0
@@ -132,7 +134,7 @@ class ConnectionPool:
         self._hosts: dict[Key, _Host] = {}
         self._global_queue: deque[_Host] = deque()
         # Every connection made idle, in order, with the time it was: expiry reads the left.
-        self._idle_order: deque[tuple[Connection, float]] = deque()
+        self._idle_order: deque[tuple[Connection | HTTP2Connection, float]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._idle_count = 0
         # In use, response head handed out, body not yet all in, on a pulled stream: `_wait`
@@ -186,7 +188,7 @@ class ConnectionPool:
         self._forget_if_unused(host)
 
     def _forget_if_unused(self, host: _Host) -> None:
-        if not host.in_use and not host.idle and not host.waiters:
+        if not host.in_use and not host.idle and not host.waiters and host.h2 is None:
             self._hosts.pop(host.key, None)
 
     async def _wait(self, host: _Host, trace: RequestTrace, timeout: float | None) -> None:
@@ -265,6 +267,11 @@ class ConnectionPool:
             self._take(host)
         else:
             await self._wait(host, trace, wait_timeout)
+        if self.http2 and host.h2 is not None:
+            h2 = self._give_slot(host)
+            if h2 is not None:
+                await self._h2_reuse(h2, trace)
+                return h2
         conn = self._take_idle(host)
         if conn is not None:
             self._busy.add(conn)
@@ -275,7 +282,7 @@ class ConnectionPool:
             except BaseException:
                 self.release(conn)
                 raise
-        elif self.http2:
+        elif self.http2 and not host.h1_only:
             host.h2_opening = anyio.Event()  # others for this origin wait to see if it is h2
         return conn
 
@@ -284,8 +291,12 @@ class ConnectionPool:
     async def _h2_stream(
         self, key: Key, trace: RequestTrace, timeout: float | None
     ) -> HTTP2Connection | None:
-        """A stream on the origin's HTTP/2 connection, waiting for one that is being opened
-        or (queued signals) for a free stream; None if there is no HTTP/2 connection."""
+        """A stream on the origin's HTTP/2 connection: waiting for one being opened, or
+        (queued signals, once) for a stream to end at the server's limit. None if there is no
+        usable HTTP/2 connection, or it is idle and no slot is free: then the caller takes the
+        ordinary way (a slot, queueing for one) and `_give_slot` hands the slot to it."""
+        queued = False
+        plan = trace.plan
         while True:
             host = self._hosts.get(key)
             if host is None:
@@ -293,32 +304,55 @@ class ConnectionPool:
             h2 = host.h2
             if h2 is not None and not h2.usable:
                 h2 = None
+            if queued and (h2 is None or h2.has_capacity()):
+                queued = False  # the queue is over, however it ended: its end signal first
+                if plan.on_connection_queued_end:
+                    await trace.send(plan.on_connection_queued_end, _QUEUED_END)
+                continue
             if h2 is not None and h2.has_capacity():
+                if not h2.holds_slot:  # idle: it needs a slot again
+                    if not self._may_take(host):
+                        return None
+                    self._take(host)
+                    h2.holds_slot = True
                 h2.reserved += 1
-                try:
-                    plan = trace.plan
-                    if plan.on_connection_reuseconn:
-                        await trace.send(plan.on_connection_reuseconn, _REUSECONN)
-                except BaseException:
-                    self.h2_stream_done(h2, 1)
-                    raise
+                h2.idle_since = 0.0
+                await self._h2_reuse(h2, trace)
                 return h2
             if h2 is not None:  # at the server's stream limit: wait for a stream to end
                 changed = host.h2_changed = host.h2_changed or anyio.Event()
-                plan = trace.plan
-                if plan.on_connection_queued_start:
-                    await trace.send(plan.on_connection_queued_start, _QUEUED_START)
+                if not queued:
+                    queued = True
+                    if plan.on_connection_queued_start:
+                        await trace.send(plan.on_connection_queued_start, _QUEUED_START)
                 with anyio.move_on_after(timeout) as scope:
                     await changed.wait()
                 if scope.cancelled_caught:
                     raise PoolTimeoutError(f"Timed out waiting {timeout}s for an HTTP/2 stream")
-                if plan.on_connection_queued_end:
-                    await trace.send(plan.on_connection_queued_end, _QUEUED_END)
                 continue
             opening = host.h2_opening
             if opening is None:
                 return None
             await opening.wait()
+
+    async def _h2_reuse(self, h2: HTTP2Connection, trace: RequestTrace) -> None:
+        try:
+            plan = trace.plan
+            if plan.on_connection_reuseconn:
+                await trace.send(plan.on_connection_reuseconn, _REUSECONN)
+        except BaseException:
+            self.h2_stream_done(h2, 1)
+            raise
+
+    def _give_slot(self, host: _Host) -> HTTP2Connection | None:
+        """A slot just taken for `host` goes to its idle HTTP/2 connection, if it has one."""
+        h2 = host.h2
+        if h2 is None or h2.holds_slot or not h2.usable or not h2.has_capacity():
+            return None
+        h2.holds_slot = True
+        h2.reserved += 1
+        h2.idle_since = 0.0
+        return h2
 
     def opened(self, key: Key, conn: Connection | HTTP2Connection | None) -> None:
         """The connection a request opened for `key` is up (or failed: None); an HTTP/2 one
@@ -328,6 +362,7 @@ class ConnectionPool:
             return
         if isinstance(conn, Connection):
             self._busy.add(conn)
+            host.h1_only = True
         elif conn is not None:
             host.h2 = conn
             conn.reserved += 1
@@ -337,7 +372,9 @@ class ConnectionPool:
             opening.set()
 
     def h2_stream_done(self, conn: HTTP2Connection, streams: int) -> None:
-        """`streams` of `conn` ended (0: it changed otherwise, e.g. GOAWAY)."""
+        """`streams` of `conn` ended (0: it changed otherwise, e.g. GOAWAY). An HTTP/2
+        connection with no stream gives its slot back (as an idle HTTP/1.1 one holds none);
+        one that cannot carry more is closed once its last stream ends."""
         conn.reserved -= streams
         host = self._hosts.get(conn.key)
         if host is None:
@@ -345,11 +382,20 @@ class ConnectionPool:
         changed, host.h2_changed = host.h2_changed, None
         if changed is not None:
             changed.set()
-        if not conn.usable and conn.reserved <= 0 and conn.holds_slot:
-            conn.holds_slot = False
+        if conn.reserved > 0:
+            return
+        if not conn.usable:
             if host.h2 is conn:
                 host.h2 = None
             conn.stream.close()
+        elif self._keepalive_timeout is not None and not self._closed:
+            now = monotonic()  # idle: expires like an idle HTTP/1.1 connection
+            conn.idle_since = now
+            self._idle_order.append((conn, now))
+            if self._timer is None:
+                self._arm_timer(self._keepalive_timeout)
+        if conn.holds_slot:
+            conn.holds_slot = False
             self._free(host)
 
     def _take_idle(self, host: _Host) -> Connection | None:
@@ -404,12 +450,26 @@ class ConnectionPool:
 
     def _expire(self, now: float) -> None:
         """Close idle connections past `keepalive_timeout`, whatever their host: O(expired)."""
+        timeout = self._keepalive_timeout
+        if timeout is None:
+            return  # idle connections never expire
         order = self._idle_order
-        deadline = now - self._keepalive_timeout  # type: ignore[operator]
+        deadline = now - timeout
         while order and order[0][1] < deadline:
             conn, since = order.popleft()
             if conn.idle_since != since:
                 continue  # taken since, and maybe idle again (listed again then)
+            if conn.http2:  # an HTTP/2 connection with no stream since `since`
+                assert not isinstance(conn, Connection)
+                h2_host = self._hosts.get(conn.key)
+                conn.idle_since = 0.0
+                conn.goaway = True
+                conn.stream.close()
+                if h2_host is not None and h2_host.h2 is conn:
+                    h2_host.h2 = None
+                    self._forget_if_unused(h2_host)
+                continue
+            assert isinstance(conn, Connection)
             host = self._hosts.get(conn.key)
             if host is not None:
                 host.idle.remove(conn)

@@ -85,7 +85,7 @@ class TrioStream:
     async def send(self, data: bytes) -> None:
         try:
             await self._stream.send(data)
-        except _BROKEN as exc:
+        except (*_BROKEN, anyio.EndOfStream) as exc:  # TLS: the peer closed
             raise ConnectionResetError(str(exc) or type(exc).__name__) from exc
 
     def write_nowait(self, data: bytes) -> bool:
