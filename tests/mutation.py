@@ -56,6 +56,7 @@ TESTS = [
     "tests/test_session.py",
     "tests/test_reliability.py",
     "tests/test_httpx_native.py",
+    "tests/test_http2.py",
     "tests/test_mutants.py",
 ]
 PYTEST_ARGS = ["-p", "no:randomly", "--timeout", "60", "-p", "no:cacheprovider"]
