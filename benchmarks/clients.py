@@ -23,25 +23,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from compat._tracing import AIOHTTP_SIGNALS
+
 #: aiohttp's 16 `TraceConfig` signals; "+16" variants put one no-op handler on each.
-SIGNALS = (
-    "on_request_start",
-    "on_request_chunk_sent",
-    "on_response_chunk_received",
-    "on_request_end",
-    "on_request_exception",
-    "on_request_redirect",
-    "on_connection_queued_start",
-    "on_connection_queued_end",
-    "on_connection_create_start",
-    "on_connection_create_end",
-    "on_connection_reuseconn",
-    "on_dns_resolvehost_start",
-    "on_dns_resolvehost_end",
-    "on_dns_cache_hit",
-    "on_dns_cache_miss",
-    "on_request_headers_sent",
-)
+SIGNALS = AIOHTTP_SIGNALS
 
 OneRequest = Callable[[], Awaitable[None]]
 
