@@ -4,6 +4,7 @@ Replace `aiohttp.` with `compat.` in client and tracing code: the same handlers 
 and on trio.
 """
 
+from . import abc
 from ._connector import TCPConnector, UnixConnector
 from ._cookies import CookieJar, DummyCookieJar
 from ._exceptions import (
@@ -138,5 +139,6 @@ __all__ = [
     "TracedTransport",
     "UnixConnector",
     "__version__",
+    "abc",
     "traced_client",
 ]

@@ -1,0 +1,80 @@
+"""The abstract classes aiohttp client code subclasses: resolvers and cookie jars.
+
+Code written against `aiohttp.abc` imports these from `compat.abc` instead; the method names,
+signatures and result shapes are aiohttp's, so an existing subclass works unchanged.
+"""
+
+from __future__ import annotations
+
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sized
+from http.cookies import BaseCookie, Morsel
+from typing import Any, TypedDict
+
+from yarl import URL
+
+__all__ = ["AbstractCookieJar", "AbstractResolver", "ResolveResult"]
+
+
+class ResolveResult(TypedDict):
+    """One address a resolver found: the dict shape aiohttp's connectors consume."""
+
+    hostname: str
+    host: str
+    port: int
+    family: int
+    proto: int
+    flags: int
+
+
+class AbstractResolver(ABC):
+    """A name resolver a `TCPConnector(resolver=…)` asks; the DNS cache and signals wrap it."""
+
+    @abstractmethod
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """Return the addresses of `host`; raise `OSError` when there are none."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release what the resolver holds (a channel, a thread pool)."""
+
+
+_NO_URL = URL()
+
+LooseCookie = str | BaseCookie[str] | Morsel[Any]
+LooseCookies = Mapping[str, LooseCookie] | Iterable[tuple[str, LooseCookie]] | BaseCookie[str]
+
+
+class AbstractCookieJar(Sized, Iterable[Morsel[str]], ABC):
+    """What a session needs of a cookie jar: store what responses set, pick what a URL gets."""
+
+    @property
+    @abstractmethod
+    def quote_cookie(self) -> bool:
+        """Whether values that need it are sent quoted."""
+
+    @abstractmethod
+    def clear(self, predicate: Callable[[Morsel[str]], bool] | None = None) -> None:
+        """Forget every cookie, or those `predicate` picks."""
+
+    @abstractmethod
+    def clear_domain(self, domain: str) -> None:
+        """Forget the cookies of `domain` and its subdomains."""
+
+    @abstractmethod
+    def update_cookies(self, cookies: LooseCookies, response_url: URL = _NO_URL) -> None:
+        """Store cookies, as set by a response from `response_url`."""
+
+    def update_cookies_from_headers(self, headers: Iterable[str], response_url: URL) -> None:
+        """Store the cookies of `Set-Cookie` header values."""
+        parsed: BaseCookie[str] = BaseCookie()
+        for value in headers:
+            parsed.load(value)
+        self.update_cookies(parsed, response_url)
+
+    @abstractmethod
+    def filter_cookies(self, request_url: URL) -> BaseCookie[str]:
+        """The cookies a request to `request_url` carries."""
