@@ -67,11 +67,13 @@ from ._response import ClientResponse, StreamReader
 from ._session import ClientSession
 from ._signals import Signal
 from ._tracing import TraceConfig
+from ._transport._dns import AsyncResolver, DefaultResolver, ThreadedResolver
 from ._transport._pool import HostStats, PoolStats
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncResolver",
     "BasicAuth",
     "ClientConnectionError",
     "ClientConnectionResetError",
@@ -93,6 +95,7 @@ __all__ = [
     "ConnectionTimeoutError",
     "ContentTypeError",
     "CookieJar",
+    "DefaultResolver",
     "DummyCookieJar",
     "Fingerprint",
     "FormData",
@@ -116,6 +119,7 @@ __all__ = [
     "SocketTimeoutError",
     "StreamReader",
     "TCPConnector",
+    "ThreadedResolver",
     "TlsHandshakeEndParams",
     "TlsHandshakeStartParams",
     "TooManyRedirects",

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ._transport._dns import Resolver
+from ._transport._dns import Resolver, check_resolver
 from ._transport._engine import Engine
 from ._transport._httpx import engine_transport
 from ._transport._opener import default_ssl_context
@@ -20,15 +20,42 @@ _UNSET: Any = object()
 
 
 def _ssl_context(ssl: bool | ssl_module.SSLContext, http2: bool) -> ssl_module.SSLContext:
-    """aiohttp's `ssl=`: True verifies certificates (the default), False does not. With
-    HTTP/2 on, a context of the user's gets ALPN `h2, http/1.1` set on it."""
+    """aiohttp's `ssl=`: True verifies certificates (the default), False does not. A context
+    of the user's is never changed: with HTTP/2 on, a copy of it offers ALPN `h2, http/1.1`."""
     if isinstance(ssl, ssl_module.SSLContext):
-        if http2:
-            ssl.set_alpn_protocols(["h2", "http/1.1"])
-        return ssl
+        return _with_h2(ssl) if http2 else ssl
     if not isinstance(ssl, bool):
         raise TypeError(f"ssl must be a bool or an ssl.SSLContext, not {type(ssl).__name__}")
     return default_ssl_context(ssl, http2)
+
+
+def _with_h2(source: ssl_module.SSLContext) -> ssl_module.SSLContext:
+    """A new context with `source`'s settings and ALPN `h2, http/1.1`: ALPN is a property of a
+    context, and setting it on the caller's would change their object under them.
+
+    Python has no way to copy a context, so this one is built from what can be read back:
+    protocol, verification (mode, hostname check, flags, the CA certificates loaded), options,
+    version bounds, ciphers, post-handshake auth, key log. What Python cannot read back is not
+    carried: a client certificate (`load_cert_chain`) and CA directories loaded lazily
+    (`capath`); the README says so (mutual TLS keeps working with HTTP/1.1)."""
+    context = ssl_module.SSLContext(source.protocol)
+    context.check_hostname = False  # verify_mode may only drop to CERT_NONE without it
+    context.verify_mode = source.verify_mode
+    context.check_hostname = source.check_hostname
+    context.verify_flags = source.verify_flags
+    context.options = source.options
+    context.minimum_version = source.minimum_version
+    context.maximum_version = source.maximum_version
+    context.set_ciphers(":".join(c["name"] for c in source.get_ciphers()))
+    context.post_handshake_auth = source.post_handshake_auth
+    context.hostname_checks_common_name = source.hostname_checks_common_name
+    if source.keylog_filename:
+        context.keylog_filename = source.keylog_filename
+    authorities = source.get_ca_certs(binary_form=True)
+    if authorities:
+        context.load_verify_locations(cadata=b"".join(authorities))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    return context
 
 
 class TCPConnector:
@@ -37,7 +64,12 @@ class TCPConnector:
     `limit` counts connections in use (0: no limit); `limit_per_host` the same per
     (scheme, host, port). Several sessions may share one connector (`connector_owner=False`).
     `enable_cleanup_closed` is accepted for compatibility: closed TLS sockets are closed at once.
+    `resolver` is any `compat.abc.AbstractResolver` (aiohttp's own subclasses too), wrapped by
+    the DNS cache and signals; `happy_eyeballs_delay` (None: one address after the other) and
+    `interleave` are RFC 8305's, as in aiohttp.
     """
+
+    _unix_path: str | None = None  # UnixConnector's socket
 
     def __init__(
         self,
@@ -51,6 +83,9 @@ class TCPConnector:
         ssl: bool | ssl_module.SSLContext = True,
         local_addr: tuple[str, int] | None = None,
         family: int = socket.AF_UNSPEC,
+        resolver: Any = None,
+        happy_eyeballs_delay: float | None = 0.25,
+        interleave: int | None = None,
         enable_cleanup_closed: bool = False,
         http2: bool = False,
         http1: bool = True,
@@ -72,12 +107,17 @@ class TCPConnector:
             raise ValueError("keepalive_timeout cannot be set if force_close is True")
         if keepalive_timeout is _UNSET:
             keepalive_timeout = None if force_close else 15.0
+        if resolver is not None:
+            check_resolver(resolver)
         self.limit = limit
         self.limit_per_host = limit_per_host
         self.force_close = force_close
         self.use_dns_cache = use_dns_cache
         self.keepalive_timeout: float | None = keepalive_timeout
-        self._resolver = Resolver(use_cache=use_dns_cache, ttl=ttl_dns_cache, family=family)
+        self.family = family
+        self._resolver = Resolver(
+            resolver, use_cache=use_dns_cache, ttl=ttl_dns_cache, family=family
+        )
         self._pool = ConnectionPool(
             limit=limit,
             limit_per_host=limit_per_host,
@@ -90,8 +130,13 @@ class TCPConnector:
             resolver=self._resolver,
             ssl_context=_ssl_context(ssl, http2),
             local_host=local_addr[0] if local_addr else None,
+            unix_path=self._unix_path,
             http2=http2,
             http1=http1,
+            # an https proxy speaks HTTP/1.1 to us: our default context without h2 in ALPN
+            proxy_ssl_context=_ssl_context(ssl, False),
+            happy_eyeballs_delay=happy_eyeballs_delay,
+            interleave=interleave,
         )
 
     def transport(self) -> httpx.AsyncHTTPTransport:
@@ -114,8 +159,10 @@ class TCPConnector:
         return self._pool.closed
 
     async def close(self) -> None:
-        """Close idle connections now and in-use ones as they are released."""
+        """Close every connection, idle and in use (reads in flight fail), as aiohttp does,
+        and the resolver if the connector made it (a resolver passed in is the caller's)."""
         await self._pool.aclose()
+        await self._resolver.aclose()
 
     async def __aenter__(self) -> TCPConnector:
         return self
@@ -139,21 +186,14 @@ class UnixConnector(TCPConnector):
         keepalive_timeout: float | None = _UNSET,
         force_close: bool = False,
     ) -> None:
+        self._unix_path = path
         super().__init__(
             limit=limit,
             limit_per_host=limit_per_host,
             keepalive_timeout=keepalive_timeout,
             force_close=force_close,
         )
-        self._path = path
-        self._engine = Engine(
-            pool=self._pool,
-            resolver=self._resolver,
-            ssl_context=default_ssl_context(True),
-            local_host=None,
-            unix_path=path,
-        )
 
     @property
     def path(self) -> str:
-        return self._path
+        return self._unix_path or ""

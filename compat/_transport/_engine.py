@@ -42,12 +42,23 @@ class Engine:
         unix_path: str | None = None,
         http2: bool = False,
         http1: bool = True,
+        proxy_ssl_context: ssl.SSLContext | None = None,
+        happy_eyeballs_delay: float | None = 0.25,
+        interleave: int | None = None,
     ) -> None:
         self.http2 = http2
         self.http1 = http1
         self.pool = pool
         self.resolver = resolver
-        self.opener = Opener(resolver, ssl_context, local_host, unix_path)
+        self.opener = Opener(
+            resolver,
+            ssl_context,
+            local_host,
+            unix_path,
+            proxy_ssl_context=proxy_ssl_context,
+            happy_eyeballs_delay=happy_eyeballs_delay,
+            interleave=interleave,
+        )
         self.opener.h2_prior_knowledge = http2 and not http1
 
     async def send(

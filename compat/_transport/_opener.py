@@ -1,15 +1,22 @@
-"""Opening one connection: our DNS, TCP to each resolved address in turn (or a Unix socket, or
-a proxy and its CONNECT tunnel), then TLS.
+"""Opening one connection: our DNS, TCP to the resolved addresses (Happy Eyeballs), or a Unix
+socket, or a proxy (TLS to it first if it is an https proxy) and its CONNECT tunnel; then TLS.
 
 It runs in the requesting task, between the create signals, so they bracket exactly the work
 of opening; failures leave here as aiohttp's connector errors. As in aiohttp, a proxy's own
-address is resolved without DNS signals, and the tunnel's CONNECT exchange is not traced.
+address is resolved without DNS signals, and the tunnel's CONNECT exchange is not traced; the
+TLS handshake with an https proxy fires our TLS signals (host: the proxy's).
+
+Several addresses are raced as RFC 8305 says (aiohttp's `happy_eyeballs_delay`, `interleave`):
+families alternate, a new attempt starts when the previous one failed or `delay` passed, the
+first to connect wins and the others are cancelled, in a task group of this task's own, so
+nothing outlives the call, cancelled or not.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
+from collections import deque
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -41,7 +48,7 @@ from .._tracing import NO_TRACE, RequestTrace
 from ._backends import NetworkStream, open_tcp, open_unix
 from ._connection import Exchange, HTTP11Connection, request_head
 from ._decoders import ACCEPT_ENCODING
-from ._dns import Resolver
+from ._dns import Address, Resolver
 
 __all__ = ["Opener", "Proxy", "Route", "default_ssl_context"]
 
@@ -86,11 +93,20 @@ class Opener:
         ssl_context: ssl.SSLContext,
         local_host: str | None,
         unix_path: str | None = None,
+        *,
+        proxy_ssl_context: ssl.SSLContext | None = None,
+        happy_eyeballs_delay: float | None = 0.25,
+        interleave: int | None = None,
     ) -> None:
         self._resolver = resolver
         self._ssl_context = ssl_context
+        # TLS to an https proxy: HTTP/1.1 only (we speak HTTP/1.1 to proxies), verified
+        self._proxy_ssl_context = proxy_ssl_context or ssl_context
         self._local_host = local_host
         self._unix_path = unix_path
+        self._delay = happy_eyeballs_delay
+        # RFC 8305's "First Address Family Count"; racing implies 1 when not given
+        self._interleave = interleave if interleave or happy_eyeballs_delay is None else 1
         self.h2_prior_knowledge = False  # the engine's: http2 and not http1 on http://
 
     async def open(self, route: Route, trace: RequestTrace, timeout: float | None) -> NetworkStream:
@@ -107,9 +123,9 @@ class Opener:
                     stream = await self._connect_unix(self._unix_path, key)
                 elif proxy is None:
                     addresses = await self._resolver.resolve(host, port, trace)
-                    stream = await self._connect_first(addresses, port, key)
+                    stream = await self._connect_first(addresses, key)
                 else:
-                    stream = await self._connect_proxy(proxy)
+                    stream = await self._connect_proxy(proxy, ssl_choice, trace, timeout)
                 try:
                     if proxy is not None and tls:
                         await _tunnel(stream, host, port, proxy)
@@ -142,17 +158,54 @@ class Opener:
             raise
         return stream
 
-    async def _connect_first(
-        self, addresses: list[str], port: int, key: ConnectionKey
+    async def _connect_first(self, addresses: list[Address], key: ConnectionKey) -> NetworkStream:
+        """The first of `addresses` to answer; the last error if none does."""
+        if self._interleave:
+            addresses = _interleaved(addresses, self._interleave)
+        if self._delay is None or len(addresses) == 1:
+            error: OSError | None = None
+            for address, port, _ in addresses:  # one at a time, each to its end
+                try:
+                    return await open_tcp(address, port, local_host=self._local_host)
+                except OSError as exc:
+                    error = exc
+            assert error is not None
+            raise ClientConnectorError(key, error) from error
+        return await self._race(addresses, self._delay, key)
+
+    async def _race(
+        self, addresses: list[Address], delay: float, key: ConnectionKey
     ) -> NetworkStream:
-        """Each address in turn, as aiohttp does; the last error if none answers."""
-        error: OSError | None = None
-        for address in addresses:
+        """Happy Eyeballs: start an attempt every `delay` s (sooner when the last one failed);
+        the first connected stream wins, the other attempts are cancelled (a stream that
+        connects after the winner is closed at once)."""
+        won: list[NetworkStream] = []
+        errors: list[Exception] = []
+
+        async def attempt(address: str, port: int, failed: anyio.Event) -> None:
             try:
-                return await open_tcp(address, port, local_host=self._local_host)
-            except OSError as exc:
-                error = exc
-        assert error is not None
+                stream = await open_tcp(address, port, local_host=self._local_host)
+            except Exception as exc:  # recorded; the race goes on
+                errors.append(exc)
+                failed.set()
+                return
+            if won:
+                stream.close()
+                return
+            won.append(stream)
+            group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            for address, port, _ in addresses:
+                failed = anyio.Event()
+                group.start_soon(attempt, address, port, failed)
+                with anyio.move_on_after(delay):
+                    await failed.wait()
+        if won:
+            return won[0]
+        error = errors[-1]
+        if not isinstance(error, OSError):
+            raise error
         raise ClientConnectorError(key, error) from error
 
     async def _connect_unix(self, path: str, key: ConnectionKey) -> NetworkStream:
@@ -161,15 +214,40 @@ class Opener:
         except OSError as exc:
             raise ClientConnectorError(key, exc) from exc
 
-    async def _connect_proxy(self, proxy: Proxy) -> NetworkStream:
-        host, port = proxy.url.raw_host or "", proxy.url.port or 80
-        key = ConnectionKey(host, port, False)
+    async def _connect_proxy(
+        self, proxy: Proxy, ssl_choice: Any, trace: RequestTrace, timeout: float | None
+    ) -> NetworkStream:
+        """A stream to the proxy; for an https proxy, TLS to it first, so that nothing (the
+        CONNECT, a forwarded request, Proxy-Authorization) ever crosses in clear."""
+        url = proxy.url
+        host, port = url.raw_host or "", url.port or 80
+        tls = url.scheme == "https"
+        key = ConnectionKey(host, port, tls, self._proxy_context(ssl_choice) if tls else None)
         try:
             addresses = await self._resolver.resolve(host, port, NO_TRACE)
-            return await self._connect_first(addresses, port, key)
+            stream = await self._connect_first(addresses, key)
         except (OSError, ClientConnectorError) as exc:
             os_error = exc.os_error if isinstance(exc, ClientConnectorError) else exc
             raise ClientProxyConnectionError(key, os_error) from exc
+        if tls:
+            try:
+                stream = await self._start_tls(
+                    stream, key, trace, timeout, error=ClientProxyConnectionError
+                )
+            except BaseException:
+                stream.close()
+                raise
+        return stream
+
+    def _proxy_context(self, ssl_choice: Any) -> ssl.SSLContext:
+        """The TLS settings for an https proxy, from the request's `ssl=` as aiohttp takes
+        them: a context is used as given, False does not verify; True and a Fingerprint (which
+        pins the target's certificate, not the proxy's) verify with the connector's settings."""
+        if isinstance(ssl_choice, ssl.SSLContext):
+            return ssl_choice
+        if ssl_choice is False:
+            return default_ssl_context(False)
+        return self._proxy_ssl_context
 
     def _protocol(self, stream: NetworkStream, scheme: str) -> str:
         ssl_object = stream.get_extra_info("ssl_object")
@@ -178,14 +256,19 @@ class Opener:
         return "HTTP/2" if self.h2_prior_knowledge and scheme == "http" else "HTTP/1.1"
 
     def _context(self, ssl_choice: Any) -> ssl.SSLContext:
+        if isinstance(ssl_choice, ssl.SSLContext):  # a proxy's key holds its context itself
+            return ssl_choice
         if ssl_choice is True:
             return self._ssl_context
-        if isinstance(ssl_choice, ssl.SSLContext):
-            return ssl_choice
         return default_ssl_context(False)  # ssl=False, or a Fingerprint (checked after)
 
     async def _start_tls(
-        self, stream: NetworkStream, key: ConnectionKey, trace: RequestTrace, timeout: float | None
+        self,
+        stream: NetworkStream,
+        key: ConnectionKey,
+        trace: RequestTrace,
+        timeout: float | None,
+        error: type[ClientConnectorError] = ClientConnectorError,
     ) -> NetworkStream:
         plan = trace.plan
         host = key.host
@@ -198,7 +281,7 @@ class Opener:
         except ssl.SSLError as exc:
             raise ClientConnectorSSLError(key, exc) from exc
         except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-            raise ClientConnectorError(key, _os_error(exc)) from exc
+            raise error(key, _os_error(exc)) from exc
         ssl_object = stream.get_extra_info("ssl_object")
         if isinstance(key.ssl, Fingerprint):
             certificate = ssl_object.getpeercert(binary_form=True) if ssl_object else b""
@@ -249,6 +332,21 @@ async def _tunnel(stream: NetworkStream, host: str, port: int, proxy: Proxy) -> 
             status=exchange.status,
             message=exchange.reason.decode("latin-1"),
         )
+
+
+def _interleaved(addresses: list[Address], first_count: int) -> list[Address]:
+    """RFC 8305's order: `first_count` addresses of the first family, then the families in
+    turn, one address each, keeping each family's own order."""
+    families: dict[int, deque[Address]] = {}
+    for address in addresses:
+        families.setdefault(address[2], deque()).append(address)
+    if len(families) < 2:
+        return addresses
+    queues = list(families.values())
+    ordered = [queues[0].popleft() for _ in range(min(first_count - 1, len(queues[0])))]
+    while any(queues):
+        ordered.extend(queue.popleft() for queue in queues if queue)
+    return ordered
 
 
 def _ignore(_: object) -> None:

@@ -9,14 +9,13 @@ lazily, and hosts waiting only for a global slot take turns.
 
 Giving a connection back is synchronous: the asyncio stream does it from `data_received`, the
 moment a response has fully arrived. Idle connections past `keepalive_timeout` are closed on
-any pool activity, whichever host it is for, oldest first; on asyncio also by a loop timer (a
-callback, not a task) while any connection is idle. trio has no such timer without a task of
-its own, so there expiry waits for the next pool activity.
+any pool activity, whichever host it is for, oldest first, and by one timer while any
+connection is idle (aiohttp's cleanup timer): a loop callback on asyncio, a trio system task on
+trio (`_backends.call_later`), so they go on time with no request and no user nursery.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from .._params import (
     TraceConnectionReuseconnParams,
 )
 from .._tracing import RequestTrace
+from ._backends import Timer, call_later
 from ._connection import HTTP11Connection as Connection
 
 if TYPE_CHECKING:  # h2 is an optional extra: imported only when HTTP/2 is used
@@ -135,7 +135,7 @@ class ConnectionPool:
         self._global_queue: deque[_Host] = deque()
         # Every connection made idle, in order, with the time it was: expiry reads the left.
         self._idle_order: deque[tuple[Connection | HTTP2Connection, float]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
         self._idle_count = 0
         # In use, response head handed out, body not yet all in, on a pulled stream: `_wait`
         # looks at them when a request queues.
@@ -479,11 +479,7 @@ class ConnectionPool:
                 self._forget_if_unused(host)
 
     def _arm_timer(self, delay: float) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # trio: no timer without a task; pool activity expires
-            return
-        self._timer = loop.call_later(delay, self._on_timer)
+        self._timer = call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

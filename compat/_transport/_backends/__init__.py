@@ -15,12 +15,22 @@ import math
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
 import anyio
 
-__all__ = ["Deadline", "NetworkStream", "Receiver", "current_time", "open_tcp", "open_unix"]
+__all__ = [
+    "Deadline",
+    "NetworkStream",
+    "Receiver",
+    "Timer",
+    "call_later",
+    "current_time",
+    "open_tcp",
+    "open_unix",
+]
 
 _HAS_ASYNCIO_TIMEOUT = sys.version_info >= (3, 11)
 
@@ -81,6 +91,27 @@ async def open_tcp(address: str, port: int, *, local_host: str | None = None) ->
         from ._asyncio import open_tcp as open_asyncio
 
         return await open_asyncio(address, port, local_host)
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+def call_later(delay: float, callback: Callable[[], None]) -> Timer | None:
+    """Call `callback` (synchronous; it must not raise) in `delay` seconds, owned by no user
+    task: a loop timer on asyncio, a trio system task on trio; None outside an event loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return loop.call_later(delay, callback)
+    try:
+        from ._trio import call_later as trio_call_later
+
+        return trio_call_later(delay, callback)
+    except (ImportError, RuntimeError):  # no trio, or not inside trio.run
+        return None
 
 
 def socket_address(sock: socket.socket | None, peer: bool) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from typing import Any
 
 from . import NetworkStream, Receiver
@@ -115,6 +116,11 @@ class AsyncioStream(asyncio.Protocol):
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None
     ) -> NetworkStream:
         assert self._transport is not None
+        if self._tls and sys.version_info < (3, 11):
+            raise RuntimeError(
+                "https through an https proxy needs TLS inside TLS, which asyncio supports "
+                "from Python 3.11 on (bpo-44011); use Python 3.11+, or trio"
+            )
         transport = await self._loop.start_tls(
             self._transport,
             self,

@@ -7,9 +7,11 @@ response body that arrived right behind its head frees the connection unread.
 
 from __future__ import annotations
 
+import logging
 import select
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -19,7 +21,7 @@ import trio
 
 from . import NetworkStream, Receiver, socket_address
 
-__all__ = ["TrioStream", "cancel_scope", "open_tcp", "open_unix"]
+__all__ = ["TrioStream", "call_later", "cancel_scope", "open_tcp", "open_unix"]
 
 _READ_SIZE = 65536
 _BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError)
@@ -145,6 +147,39 @@ async def open_tcp(address: str, port: int, local_host: str | None) -> NetworkSt
         raise
     raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
     return TrioStream(stream, raw, tls=False)
+
+
+class _SystemTimer:
+    """A timer on trio: a system task (`trio.lowlevel.spawn_system_task`) that sleeps until the
+    deadline, then calls back. It belongs to no user nursery, so it needs none and never keeps
+    one open; trio cancels it when its run ends. `cancel` ends it without the call."""
+
+    __slots__ = ("_callback", "_scope")
+
+    def __init__(self, delay: float, callback: Callable[[], None]) -> None:
+        self._callback: Callable[[], None] | None = callback
+        self._scope = trio.CancelScope(deadline=trio.current_time() + delay)
+        trio.lowlevel.spawn_system_task(self._run, name="compat idle connection expiry")
+
+    async def _run(self) -> None:
+        with self._scope:
+            await trio.sleep_forever()
+        callback, self._callback = self._callback, None
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception:  # a system task must not raise: that would crash trio.run
+            logging.getLogger("compat").exception("idle connection expiry failed")
+
+    def cancel(self) -> None:
+        self._callback = None
+        self._scope.cancel()
+
+
+def call_later(delay: float, callback: Callable[[], None]) -> _SystemTimer:
+    """Raises RuntimeError outside `trio.run`."""
+    return _SystemTimer(delay, callback)
 
 
 def cancel_scope(deadline: float) -> trio.CancelScope:
