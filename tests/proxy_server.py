@@ -8,6 +8,7 @@ either anyio backend, and aiohttp in a thread of its own, use it alike.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -77,11 +78,13 @@ async def _read_body(reader: asyncio.StreamReader, headers: Headers, *, to_eof: 
 class ProxyServer:
     """`url` is http://127.0.0.1:PORT. `heads` lists every head received (CONNECT included),
     `connections` counts client connections. Set `answer_407` to refuse every request (CONNECT
-    or forwarded) with `407 Proxy Authentication Required`."""
+    or forwarded) with `407 Proxy Authentication Required`. With `ssl_context` it is an https
+    proxy: clients speak TLS to it first, and `url` is https://127.0.0.1:PORT."""
 
     __test__ = False
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl = ssl_context
         self.heads: list[Head] = []
         self.connections = 0
         self.answer_407 = False
@@ -93,7 +96,8 @@ class ProxyServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> ProxyServer:
         self._thread.start()
@@ -101,7 +105,7 @@ class ProxyServer:
         return self
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._ssl)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:

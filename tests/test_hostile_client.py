@@ -439,11 +439,7 @@ async def test_idle_connections_expire_without_their_host_used_again(
             f"after the next request to one host: idle connections of {opened} other hosts, "
             "idle 2.5s past keepalive_timeout=1, were not closed"
         )
-        if anyio_backend == "trio":
-            # trio has no timer without a task of its own, and compat starts no stray task:
-            # there the last idle connection closes at the next pool activity (README).
-            return
-        # No request at all now: the last one must go too, within 2x keepalive_timeout
+        # No request at all now (trio too: its timer is a system task, no user nursery): the last one must go too, within 2x keepalive_timeout
         # (aiohttp's cleanup timer closes an idle connection 1-2x the timeout after release).
         t0 = anyio.current_time()
         idle_left = await settle(lambda: client_sockets(ports), 0, timeout=2.0 + 0.5)
@@ -456,6 +452,31 @@ async def test_idle_connections_expire_without_their_host_used_again(
             "the last request with keepalive_timeout=1 and no further pool activity: nothing "
             "expires idle connections without a request"
         )
+
+
+async def test_idle_connections_close_on_time_with_no_pool_activity(
+    anyio_backend: str, many_ports: RecordingServer
+) -> None:
+    """300 origins used once, then nothing: no request, no release, no user nursery. Their
+    idle connections must still close on time, on trio as on asyncio (issue 19)."""
+    ports = set(many_ports.ports)
+    baseline = open_fds()
+    connector = compat.TCPConnector(keepalive_timeout=1)
+    async with compat.ClientSession(connector=connector) as session:
+        with anyio.fail_after(30):
+            for port in many_ports.ports:
+                async with session.get(many_ports.url("/ok", port)) as resp:
+                    await resp.read()
+        opened = client_sockets(ports)
+        assert opened > IDLE_HOSTS // 2, f"only {opened} kept open: the scenario did not set up"
+        t0 = anyio.current_time()
+        # aiohttp's cleanup closes an idle connection 1-2x the timeout after its release
+        left = await settle(lambda: client_sockets(ports), 0, timeout=3.0 + 2.0)
+        waited = anyio.current_time() - t0
+        fds = await settle(lambda: max(open_fds() - baseline, 0), 0, timeout=1.0)
+        print(f"[{anyio_backend}] {opened} idle; {left} left after {waited:.2f}s, fds +{fds}")
+        assert left == 0, f"{left} of {opened} idle connections open {waited:.1f}s later"
+        assert fds == 0, f"{fds} descriptors above the baseline with every connection idle-closed"
 
 
 # --- 4. the cost of a session ---
