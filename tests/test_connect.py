@@ -173,6 +173,26 @@ async def test_https_proxy_certificate_is_verified_by_default(
     assert recorder.names()[-1] == "request_exception"
 
 
+async def test_a_fingerprint_pins_the_target_and_the_proxy_is_verified_as_usual(
+    tls_proxy: ProxyServer, tls_server: TestServer, client_ssl: ssl.SSLContext
+) -> None:
+    import hashlib
+
+    pem = await anyio.to_thread.run_sync(ssl.get_server_certificate, ("127.0.0.1", tls_server.port))
+    pin = compat.Fingerprint(hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).digest())
+    wrong = compat.Fingerprint(bytes(32))
+    tls_proxy.reset()
+    url = tls_server.url_for("/ok", host="localhost")
+    async with compat.ClientSession(connector=compat.TCPConnector(ssl=client_ssl)) as session:
+        assert await _text(session, url, proxy=tls_proxy.url, ssl=pin) == "ok"
+        with pytest.raises(compat.ServerFingerprintMismatch):
+            await _text(session, url, proxy=tls_proxy.url, ssl=wrong)
+    assert [h.method for h in tls_proxy.heads] == ["CONNECT", "CONNECT"]
+    async with compat.ClientSession() as session:  # the default connector: system CAs only
+        with pytest.raises(compat.ClientConnectorCertificateError):
+            await _text(session, url, proxy=tls_proxy.url, ssl=pin)
+
+
 # --- 2. Happy Eyeballs ---
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import sys
 from time import monotonic
 from typing import Any
 
@@ -144,17 +145,17 @@ class AsyncResolver(AbstractResolver):
 
 
 def _not_on_trio() -> None:
-    try:
-        import sniffio
-
-        library = sniffio.current_async_library()
-    except Exception:  # no async library running (construction at import time): decide later
+    trio = sys.modules.get("trio")
+    if trio is None:
         return
-    if library == "trio":
-        raise RuntimeError(
-            "AsyncResolver cannot run on trio: aiodns (c-ares) is driven by asyncio's event "
-            "loop. Use compat.ThreadedResolver (the default) on trio."
-        )
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:  # not inside trio.run
+        return
+    raise RuntimeError(
+        "AsyncResolver cannot run on trio: aiodns (c-ares) is driven by asyncio's event "
+        "loop. Use compat.ThreadedResolver (the default) on trio."
+    )
 
 
 def check_resolver(resolver: object) -> None:

@@ -222,7 +222,10 @@ class Opener:
         url = proxy.url
         host, port = url.raw_host or "", url.port or 80
         tls = url.scheme == "https"
-        key = ConnectionKey(host, port, tls, self._proxy_context(ssl_choice) if tls else None)
+        # the key names the request's ssl= as aiohttp's does; a Fingerprint is the target's
+        key = ConnectionKey(
+            host, port, tls, True if isinstance(ssl_choice, Fingerprint) else ssl_choice
+        )
         try:
             addresses = await self._resolver.resolve(host, port, NO_TRACE)
             stream = await self._connect_first(addresses, key)
@@ -232,7 +235,12 @@ class Opener:
         if tls:
             try:
                 stream = await self._start_tls(
-                    stream, key, trace, timeout, error=ClientProxyConnectionError
+                    stream,
+                    key,
+                    trace,
+                    timeout,
+                    error=ClientProxyConnectionError,
+                    context=self._proxy_context(ssl_choice),
                 )
             except BaseException:
                 stream.close()
@@ -256,10 +264,10 @@ class Opener:
         return "HTTP/2" if self.h2_prior_knowledge and scheme == "http" else "HTTP/1.1"
 
     def _context(self, ssl_choice: Any) -> ssl.SSLContext:
-        if isinstance(ssl_choice, ssl.SSLContext):  # a proxy's key holds its context itself
-            return ssl_choice
         if ssl_choice is True:
             return self._ssl_context
+        if isinstance(ssl_choice, ssl.SSLContext):
+            return ssl_choice
         return default_ssl_context(False)  # ssl=False, or a Fingerprint (checked after)
 
     async def _start_tls(
@@ -269,13 +277,14 @@ class Opener:
         trace: RequestTrace,
         timeout: float | None,
         error: type[ClientConnectorError] = ClientConnectorError,
+        context: ssl.SSLContext | None = None,
     ) -> NetworkStream:
         plan = trace.plan
         host = key.host
         if plan.on_tls_handshake_start:
             await trace.send(plan.on_tls_handshake_start, TlsHandshakeStartParams(host=host))
         try:
-            stream = await stream.start_tls(self._context(key.ssl), host, timeout)
+            stream = await stream.start_tls(context or self._context(key.ssl), host, timeout)
         except ssl.CertificateError as exc:
             raise ClientConnectorCertificateError(key, exc) from exc
         except ssl.SSLError as exc:
