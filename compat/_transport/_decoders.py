@@ -18,16 +18,16 @@ Behaviour, as in aiohttp and browsers unless said otherwise:
 - An unknown coding means the body passes through undecoded (`make_decoder`
   returns None).  A list of codings is undone in reverse order.
 - gzip: several concatenated members are decoded one after another.
-- deflate: a zlib-wrapped stream, or raw deflate when the first two bytes are
-  not a zlib header (some servers send raw deflate).
-- Bytes after the end of a gzip, deflate or zstd stream that do not start
-  another gzip member (or zstd frame) are ignored, as browsers do.  (aiohttp
-  3.14 rejects them instead.)  br is the exception: the brotli bindings reject
-  such bytes, so they raise `DecodeError`.
-- A body cut short inside the compressed data raises `DecodeError`.  A
-  gzip/deflate stream whose compressed data is complete but whose checksum
-  trailer is missing or cut short is accepted, as browsers accept it, since
-  everything it holds has been decoded.  An empty body is accepted too.
+- deflate: a zlib-wrapped stream, or raw deflate when the first byte does not
+  name zlib's method (aiohttp's test; some servers send raw deflate).
+- Bytes after the end of a gzip member, deflate stream or zstd frame start
+  another one (as aiohttp 3.14 reads them); anything else there is an error,
+  never silently dropped: the body is returned only when every byte of it
+  decoded.  br rejects bytes after its end too.
+- Integrity first: a body that ends anywhere but at the end of a complete,
+  checked stream (checksum trailer included) raises `DecodeError`, and so does
+  a checksum that does not match.  (aiohttp accepts a gzip body cut short.)
+  An empty body is accepted.
 """
 
 from __future__ import annotations
@@ -54,8 +54,6 @@ _MEMBER_WINDOW = 64
 _MAX_CODINGS = 5
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # RFC 9659: decoders must accept and encoders must not exceed an 8 MB window.
 _ZSTD_WINDOW_LOG_MAX = 23
 
@@ -141,24 +139,19 @@ class _Source:
         """Input has finished and everything has come out (and been checked)."""
         raise NotImplementedError
 
-    def discard(self) -> None:
-        """The stream downstream has ended: drop everything from here on."""
-        raise NotImplementedError
-
 
 class _Input(_Source):
     """The compressed bytes fed in, kept as the caller's own objects (no copies)."""
 
-    __slots__ = ("_chunks", "_dropping", "_pos", "finished")
+    __slots__ = ("_chunks", "_pos", "finished")
 
     def __init__(self) -> None:
         self._chunks: deque[bytes] = deque()
         self._pos = 0
-        self._dropping = False
         self.finished = False
 
     def feed(self, data: bytes) -> None:
-        if data and not self._dropping:
+        if data:
             self._chunks.append(data)
 
     def pull(self, max_bytes: int) -> bytes | memoryview:
@@ -183,11 +176,6 @@ class _Input(_Source):
     def ended(self) -> bool:
         return self.finished and not self._chunks
 
-    def discard(self) -> None:
-        self._dropping = True
-        self._chunks.clear()
-        self._pos = 0
-
 
 class _Stage(_Source):
     """One coding being undone; its output is the next stage's input.
@@ -199,11 +187,9 @@ class _Stage(_Source):
     __slots__ = (
         "_buf",
         "_coding",
-        "_discarding",
         "_ended",
         "_fed",
         "_more",
-        "_need",
         "_pos",
         "_src",
         "_window",
@@ -215,39 +201,24 @@ class _Stage(_Source):
         self._buf: bytes | memoryview = b""
         self._pos = 0
         self._window = _CHUNK
-        # Input bytes needed before anything can happen: 1 while a codec runs,
-        # more while sniffing a header (deflate's zlib header, a next member).
-        self._need = 1
         # The codec may hold output it has not returned yet.
         self._more = False
         # The current codec (member, frame) has been given input.
         self._fed = False
         self._ended = False
-        self._discarding = False
 
     def pull(self, max_bytes: int) -> bytes:
         raise NotImplementedError
 
     @property
     def idle(self) -> bool:
-        if self._ended or self._discarding:
+        if self._ended:
             return True
-        return not self._more and len(self._buf) - self._pos < self._need and self._src.idle
+        return not self._more and len(self._buf) - self._pos < 1 and self._src.idle
 
     @property
     def ended(self) -> bool:
-        return self._ended or (self._discarding and self._src.ended)
-
-    def discard(self) -> None:
-        self._discarding = True
-        self._buf = b""
-        self._pos = 0
-        self._more = False
-        self._drop_codec()
-        self._src.discard()
-
-    def _drop_codec(self) -> None:
-        raise NotImplementedError
+        return self._ended
 
     def _take(self, limit: int) -> bytes | memoryview:
         """Consume and return at most limit bytes of input; b"" if none is there yet."""
@@ -291,58 +262,31 @@ class _Stage(_Source):
         return DecodeError(f"{self._coding}: corrupt compressed body ({exc})")
 
 
-def _is_zlib_header(head: bytes) -> bool:
-    """RFC 1950: method 8 (deflate), window <= 32 KiB, header check divisible by 31."""
-    cmf, flg = head[0], head[1]
-    return cmf & 0x0F == 8 and cmf >> 4 <= 7 and ((cmf << 8) | flg) % 31 == 0
-
-
-def _only_trailer_missing(decompressor: zlib._Decompress) -> bool:
-    """Whether a gzip/zlib stream that stopped before its end has all its compressed data.
-
-    Probes copies of the decompressor with four filler bytes.  If the deflate
-    data is complete, zlib is reading the trailer and the filler fails (or,
-    by chance, passes) its checksum or length check.  Inside the deflate data
-    four bytes cannot reach the trailer: the end-of-block code needs at least
-    one more bit, and the trailer starts on the next byte boundary.  Two
-    fillers make sure one differs from the true trailer.
-    """
-    for filler in (b"\x00\x00\x00\x00", b"\xff\xff\xff\xff"):
-        probe = decompressor.copy()
-        try:
-            probe.decompress(filler)
-        except zlib.error as exc:
-            message = str(exc)
-            if "incorrect data check" in message or "incorrect length check" in message:
-                return True
-            continue
-        if probe.eof:
-            return True
-    return False
+def _is_raw_deflate(first: int) -> bool:
+    """aiohttp's test: a zlib stream's first byte names method 8 in its low bits; a
+    body whose first byte does not is raw deflate (some servers send that)."""
+    return first & 0x0F != 8
 
 
 class _ZlibStage(_Stage):
-    """gzip (with concatenated members) and deflate (zlib-wrapped or raw)."""
+    """gzip and deflate (zlib-wrapped or raw), each stream followed by any number more."""
 
-    __slots__ = ("_d", "_gzip", "_raw")
+    __slots__ = ("_d", "_wbits")
 
     def __init__(self, src: _Source, coding: str) -> None:
         super().__init__(src, coding)
-        self._gzip = coding == "gzip"
-        self._raw = False
         # gzip starts at once (zlib checks the header); deflate first looks at
-        # two bytes to tell a zlib header from raw deflate.
+        # its first byte to tell a zlib header from raw deflate.
+        self._wbits: int | None = _GZIP_WBITS if coding == "gzip" else None
         self._d: zlib._Decompress | None = None
-        if self._gzip:
-            self._d = zlib.decompressobj(_GZIP_WBITS)
-        else:
-            self._need = 2
+        if self._wbits is not None:
+            self._d = zlib.decompressobj(self._wbits)
 
     def pull(self, max_bytes: int) -> bytes:
         while True:
             d = self._d
             if d is None:
-                if self._discarding or not self._open():
+                if not self._open():
                     return b""
                 continue
             data: bytes | memoryview
@@ -351,7 +295,7 @@ class _ZlibStage(_Stage):
             else:
                 data = self._take(self._window)
                 if not data:
-                    self._input_gone(d)
+                    self._input_gone()
                     return b""
                 self._fed = True
             try:
@@ -361,7 +305,10 @@ class _ZlibStage(_Stage):
             if d.eof:
                 # What follows the stream; zlib may also leave it in unconsumed_tail.
                 self._pos -= len(d.unused_data)
-                self._stream_done()
+                self._d = None
+                self._more = False
+                self._fed = False
+                self._window = _MEMBER_WINDOW  # another stream may follow
             else:
                 tail = len(d.unconsumed_tail)
                 self._pos -= tail
@@ -372,46 +319,24 @@ class _ZlibStage(_Stage):
                 return out
 
     def _open(self) -> bool:
-        """Start the next stream once its first bytes are in; False to return b""."""
-        head = self._peek(self._need)
+        """Start the next stream once a byte of it is in; False to return b""."""
+        head = self._peek(1)
         if head is None:
             return False
-        if len(head) < self._need:  # input ended
-            if head and not self._gzip:
-                raise self._truncated()
-            self._ended = True  # empty body, or stray bytes after the last gzip member
+        if not head:  # input ended where a stream did (or the body is empty)
+            self._ended = True
             return False
-        if self._gzip:
-            if head != _GZIP_MAGIC:
-                self.discard()
-                return False
-            wbits = _GZIP_WBITS
-        else:
-            self._raw = not _is_zlib_header(head)
-            wbits = -zlib.MAX_WBITS if self._raw else zlib.MAX_WBITS
-        self._d = zlib.decompressobj(wbits)
-        self._need = 1
+        if self._wbits is None:
+            self._wbits = -zlib.MAX_WBITS if _is_raw_deflate(head[0]) else zlib.MAX_WBITS
+        self._d = zlib.decompressobj(self._wbits)
         return True
 
-    def _stream_done(self) -> None:
-        self._d = None
-        self._more = False
-        self._fed = False
-        if self._gzip:
-            self._need = 2  # another member may follow
-            self._window = _MEMBER_WINDOW
-        else:
-            self.discard()
-
-    def _input_gone(self, d: zlib._Decompress) -> None:
+    def _input_gone(self) -> None:
         if self._ended or not self._src.ended:
             return
-        if self._fed and (self._raw or not _only_trailer_missing(d)):
+        if self._fed:  # inside a stream: its data or its checksum trailer is missing
             raise self._truncated()
         self._ended = True
-
-    def _drop_codec(self) -> None:
-        self._d = None
 
 
 class _BrotliStage(_Stage):
@@ -476,15 +401,6 @@ class _BrotliStage(_Stage):
             raise self._truncated()
         self._ended = True
 
-    def _drop_codec(self) -> None:
-        self._d = None
-        self._spill = b""
-
-
-def _is_zstd_frame(head: bytes) -> bool:
-    """A zstd frame, or a skippable frame (magic 0x184D2A50..5F, little-endian)."""
-    return head == _ZSTD_MAGIC or (head[0] & 0xF0 == 0x50 and head[1:] == b"\x2a\x4d\x18")
-
 
 class _ZstdStage(_Stage):
     """zstd, with any number of frames (RFC 8878 allows several)."""
@@ -505,7 +421,7 @@ class _ZstdStage(_Stage):
         while True:
             d = self._d
             if d is None:
-                if self._discarding or not self._open():
+                if not self._open():
                     return b""
                 continue
             data: bytes | memoryview
@@ -527,7 +443,6 @@ class _ZstdStage(_Stage):
                 self._d = None
                 self._more = False
                 self._fed = False
-                self._need = 4  # another frame may follow
                 self._window = _MEMBER_WINDOW
             else:
                 self._more = not d.needs_input
@@ -537,17 +452,14 @@ class _ZstdStage(_Stage):
                 return out
 
     def _open(self) -> bool:
-        head = self._peek(4)
+        """Start the next frame once a byte of it is in (zstd checks its magic)."""
+        head = self._peek(1)
         if head is None:
             return False
-        if len(head) < 4:  # input ended; stray bytes after the last frame
+        if not head:
             self._ended = True
             return False
-        if not _is_zstd_frame(head):
-            self.discard()
-            return False
         self._d = self._new()
-        self._need = 1
         return True
 
     def _input_gone(self) -> None:
@@ -556,9 +468,6 @@ class _ZstdStage(_Stage):
         if self._fed:
             raise self._truncated()
         self._ended = True
-
-    def _drop_codec(self) -> None:
-        self._d = None
 
 
 _STAGES: dict[str, Callable[[_Source, str], _Stage]] = {
