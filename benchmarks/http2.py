@@ -202,8 +202,9 @@ def _fill(config: Any) -> Any:
     return config
 
 
-def _check(status: int, version: str, body: bytes) -> None:
-    if status != 200 or body != BODY or version != "HTTP/2":
+def _check(status: int, version: object, body: bytes) -> None:
+    # compat's version is aiohttp's HttpVersion(2, 0); httpx's is the string "HTTP/2"
+    if status != 200 or body != BODY or version not in ("HTTP/2", (2, 0)):
         raise BadResponse(f"status {status}, {version}, {len(body)} body bytes")
 
 

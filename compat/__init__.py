@@ -37,7 +37,15 @@ from ._exceptions import (
     TooManyRedirects,
 )
 from ._httpx import TracedTransport, traced_client
-from ._models import BasicAuth, ClientTimeout, Fingerprint, RequestInfo
+from ._models import (
+    BasicAuth,
+    ClientTimeout,
+    Fingerprint,
+    HttpVersion,
+    HttpVersion10,
+    HttpVersion11,
+    RequestInfo,
+)
 from ._params import (
     ConnectionEstablishedParams,
     RequestSentParams,
@@ -100,6 +108,9 @@ __all__ = [
     "Fingerprint",
     "FormData",
     "HostStats",
+    "HttpVersion",
+    "HttpVersion10",
+    "HttpVersion11",
     "InvalidURL",
     "InvalidUrlClientError",
     "InvalidUrlRedirectClientError",

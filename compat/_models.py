@@ -1,5 +1,5 @@
 """Small value types of aiohttp's client API: `ClientTimeout`, `BasicAuth`, `RequestInfo`,
-`Fingerprint`."""
+`Fingerprint`, `HttpVersion`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 import hashlib
 import sys
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from multidict import CIMultiDictProxy
 from yarl import URL
@@ -17,8 +18,24 @@ __all__ = [
     "BasicAuth",
     "ClientTimeout",
     "Fingerprint",
+    "HttpVersion",
+    "HttpVersion10",
+    "HttpVersion11",
     "RequestInfo",
 ]
+
+
+class HttpVersion(NamedTuple):
+    """A response's protocol version, as aiohttp's: `resp.version >= (1, 1)` works, and it
+    equals aiohttp's own `HttpVersion` of the same numbers."""
+
+    major: int
+    minor: int
+
+
+HttpVersion10 = HttpVersion(1, 0)
+HttpVersion11 = HttpVersion(1, 1)
+HttpVersion20 = HttpVersion(2, 0)
 
 USER_AGENT = f"Python/{sys.version_info[0]}.{sys.version_info[1]} compat"
 

@@ -31,7 +31,7 @@ from ._exceptions import (
     TotalTimeoutError,
     to_client_error,
 )
-from ._models import RequestInfo
+from ._models import HttpVersion, RequestInfo
 from ._params import ResponseBodyCompleteParams, TraceResponseChunkReceivedParams
 from ._tracing import RequestTrace
 from ._transport._backends import Deadline
@@ -106,7 +106,7 @@ class ClientResponse:
         self.real_url = url
         self.status = exchange.status
         self.reason: str = exchange.reason.decode("utf-8", "surrogateescape")
-        self.version = f"HTTP/{exchange.version}"
+        self.version: HttpVersion = exchange.version
         self.request_info = request_info
         self.history: tuple[ClientResponse, ...] = ()
         self._exchange = exchange

@@ -103,6 +103,9 @@ class ClientSession:
         requote_redirect_url: bool = True,
         json_serialize: Callable[[Any], str] = json_module.dumps,
         response_class: type[ClientResponse] | None = None,
+        max_line_size: int = 8190,
+        max_field_size: int = 8190,
+        max_headers: int = 128,
     ) -> None:
         if response_class is not None and not issubclass(response_class, ClientResponse):
             raise TypeError("response_class must be a subclass of compat.ClientResponse")
@@ -129,6 +132,7 @@ class ClientSession:
         self._trust_env = trust_env
         self._auto_decompress = auto_decompress
         self._read_bufsize = read_bufsize
+        self._limits = (max_line_size, max_field_size, max_headers)  # the response head's
         self._skip_auto_headers = frozenset(h.lower() for h in skip_auto_headers or ())
         self._requote_redirect_url = requote_redirect_url
         self._json_serialize = json_serialize
@@ -281,6 +285,9 @@ class ClientSession:
         read_bufsize: int | None = None,
         chunked: bool | None = None,
         cookies: Any = None,
+        max_line_size: int | None = None,
+        max_field_size: int | None = None,
+        max_headers: int | None = None,
     ) -> ClientResponse:
         if self._closed:
             raise RuntimeError("Session is closed")
@@ -329,6 +336,7 @@ class ClientSession:
             bool(chunked),
             timeout,
             math.inf,
+            _limits(self._limits, max_line_size, max_field_size, max_headers),
         )
 
         tracer = self._tracer
@@ -517,6 +525,7 @@ class ClientSession:
                     connect_timeout=timeout.sock_connect,
                     connect_budget=timeout.connect,
                     read_bufsize=options.read_bufsize,
+                    limits=options.limits,
                 )
         except Exception as exc:
             error = to_client_error(exc, key, request_info)
@@ -561,6 +570,7 @@ class _Options:
         "chunked",
         "deadline",
         "decompress",
+        "limits",
         "proxy",
         "proxy_auth",
         "proxy_headers",
@@ -582,6 +592,7 @@ class _Options:
         chunked: bool,
         timeout: ClientTimeout,
         deadline: float,
+        limits: tuple[int, int, int],
     ) -> None:
         self.ssl = ssl
         self.proxy = proxy
@@ -593,6 +604,24 @@ class _Options:
         self.chunked = chunked
         self.timeout = timeout
         self.deadline = deadline
+        self.limits = limits
+
+
+def _limits(
+    default: tuple[int, int, int],
+    max_line_size: int | None,
+    max_field_size: int | None,
+    max_headers: int | None,
+) -> tuple[int, int, int]:
+    """A request's response head limits: its own where given, else the session's."""
+    if max_line_size is None and max_field_size is None and max_headers is None:
+        return default
+    line, field, count = default
+    return (
+        line if max_line_size is None else max_line_size,
+        field if max_field_size is None else max_field_size,
+        count if max_headers is None else max_headers,
+    )
 
 
 def _env_proxy(url: URL) -> tuple[URL | None, BasicAuth | None]:

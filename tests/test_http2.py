@@ -95,7 +95,10 @@ async def gather(*fns: Callable[[], Any]) -> list[Any]:
     return results
 
 
-async def get(s: compat.ClientSession, url: str) -> tuple[int, str, bytes]:
+H2 = compat.HttpVersion(2, 0)  # aiohttp's `resp.version` of an HTTP/2 response
+
+
+async def get(s: compat.ClientSession, url: str) -> tuple[int, compat.HttpVersion, bytes]:
     async with s.get(url) as resp:
         return resp.status, resp.version, await resp.read()
 
@@ -118,7 +121,7 @@ async def test_20_concurrent_requests_share_one_connection(
         async with session(recorder, client_ssl) as s:
             url = hyper.url("/slow?ms=150")
             results = await gather(*[lambda: get(s, url)] * 20)
-            assert results == [(200, "HTTP/2", b"slow")] * 20
+            assert results == [(200, H2, b"slow")] * 20
             names = recorder.names()
             assert names.count("connection_create_start") == 1
             assert names.count("connection_create_end") == 1
@@ -132,7 +135,7 @@ async def test_20_concurrent_requests_share_one_connection(
                     == 1
                 ), signals
             # a later request reuses it too
-            assert await get(s, hyper.url("/")) == (200, "HTTP/2", b"hello / over HTTP/2")
+            assert await get(s, hyper.url("/")) == (200, H2, b"hello / over HTTP/2")
             assert count(recorder, "connection_reuseconn") == 20
     assert hyper.stats.connections == 1
     assert hyper.stats.http_versions == ["2"] * 21
@@ -158,7 +161,7 @@ async def test_limit_counts_connections_not_streams(
     with HypercornServer(ca) as other, anyio.fail_after(20):
         async with session(recorder, client_ssl, limit=1) as s:
             results = await gather(*[lambda: get(s, hyper.url("/slow?ms=100"))] * 10)
-            assert all(r[:2] == (200, "HTTP/2") for r in results), results
+            assert all(r[:2] == (200, H2) for r in results), results
             assert count(recorder, "connection_queued_start") == 0
             assert hyper.stats.max_in_flight == 10
             with anyio.move_on_after(3) as scope:
@@ -167,7 +170,7 @@ async def test_limit_counts_connections_not_streams(
                 "a request to a second origin waited 3 s for the slot an idle HTTP/2"
                 f" connection holds; stats: {s.connector.stats()}"  # type: ignore[union-attr]
             )
-            assert (status, version) == (200, "HTTP/2")
+            assert (status, version) == (200, H2)
 
 
 async def test_idle_http2_connection_expires_after_keepalive_timeout(
@@ -177,9 +180,9 @@ async def test_idle_http2_connection_expires_after_keepalive_timeout(
     made after it opens a new connection, and the old one is closed."""
     with RawH2Server(ca) as server, anyio.fail_after(20):
         async with session(recorder, client_ssl, keepalive_timeout=0.2) as s:
-            assert (await get(s, server.url("/a")))[:2] == (200, "HTTP/2")
+            assert (await get(s, server.url("/a")))[:2] == (200, H2)
             await anyio.sleep(0.5)
-            assert (await get(s, server.url("/b")))[:2] == (200, "HTTP/2")
+            assert (await get(s, server.url("/b")))[:2] == (200, H2)
             names = recorder.names()
             assert names.count("connection_create_start") == 2, names
             assert server.stats.connections == 2
@@ -285,9 +288,9 @@ async def test_goaway_retries_idempotent_requests_on_a_new_connection(
                 with anyio.move_on_after(2):  # the retries, on connection 1
                     await until(lambda: len(server.held()) == 2)
                 server.release()
-        assert [r if isinstance(r, Exception) else r[:2] for r in results] == [
-            (200, "HTTP/2")
-        ] * 3, results
+        assert [r if isinstance(r, Exception) else r[:2] for r in results] == [(200, H2)] * 3, (
+            results
+        )
         assert server.stats.connections == 2
         assert [st.conn for st in server.stats.streams] == [0, 0, 0, 1, 1]
         assert exceptions(recorder) == []
@@ -371,7 +374,7 @@ async def test_connection_loss_fails_every_open_request_and_leaks_nothing(
 
             async def mid_body() -> None:
                 async with s.post(server.url("/partial"), data=b"p") as resp:
-                    assert resp.status == 200 and resp.version == "HTTP/2"
+                    assert resp.status == 200 and resp.version == H2
                     assert await resp.content.readexactly(1000) == b"a" * 1000
                     try:
                         await resp.read()
@@ -415,8 +418,12 @@ async def test_server_refusing_h2_gets_http11(
     with HypercornServer(ca, alpn=("http/1.1",)) as server, anyio.fail_after(20):
         async with session(recorder, client_ssl) as s:
             results = await gather(*[lambda: get(s, server.url("/slow?ms=100"))] * 5)
-            assert results == [(200, "HTTP/1.1", b"slow")] * 5
-            assert await get(s, server.url("/")) == (200, "HTTP/1.1", b"hello / over HTTP/1.1")
+            assert results == [(200, compat.HttpVersion11, b"slow")] * 5
+            assert await get(s, server.url("/")) == (
+                200,
+                compat.HttpVersion11,
+                b"hello / over HTTP/1.1",
+            )
     assert set(server.stats.http_versions) == {"1.1"}
     assert server.stats.connections == 5
     established = recorder.params("connection_established")
@@ -445,7 +452,7 @@ async def test_prior_knowledge_on_http(recorder: Recorder) -> None:
         connector = compat.TCPConnector(http2=True, http1=False)
         async with compat.ClientSession(connector=connector, trace_configs=[recorder.config]) as s:
             results = await gather(*[lambda: get(s, server.url("/slow?ms=100"))] * 5)
-            assert results == [(200, "HTTP/2", b"slow")] * 5
+            assert results == [(200, H2, b"slow")] * 5
         assert server.stats.connections == 1
         assert server.stats.http_versions == ["2"] * 5
         (established,) = recorder.params("connection_established")
@@ -453,7 +460,11 @@ async def test_prior_knowledge_on_http(recorder: Recorder) -> None:
         assert recorder.names().count("connection_reuseconn") == 4
 
         async with compat.ClientSession(connector=compat.TCPConnector(http2=True)) as s:
-            assert await get(s, server.url("/")) == (200, "HTTP/1.1", b"hello / over HTTP/1.1")
+            assert await get(s, server.url("/")) == (
+                200,
+                compat.HttpVersion11,
+                b"hello / over HTTP/1.1",
+            )
 
 
 async def test_concurrent_bodies_never_hang_on_h2c() -> None:
@@ -525,7 +536,7 @@ async def test_request_bodies_arrive_intact(
 
     async def echo(s: compat.ClientSession, data: Any) -> tuple[bytes, str]:
         async with s.post(hyper.url("/echo"), data=data) as resp:
-            assert resp.version == "HTTP/2"
+            assert resp.version == H2
             return await resp.read(), resp.headers["x-length"]
 
     with anyio.fail_after(40):
@@ -548,7 +559,7 @@ async def test_request_bodies_arrive_intact(
             recorder.clear()
             for size in (2**20, 20 * 2**20):
                 status, version, body = await get(s, hyper.url(f"/bytes?n={size}"))
-                assert (status, version, len(body)) == (200, "HTTP/2", size)
+                assert (status, version, len(body)) == (200, H2, size)
                 assert body == pattern(size)
             received = sum(len(p.chunk) for p in recorder.params("response_chunk_received"))
             assert received == 21 * 2**20

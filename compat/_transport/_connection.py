@@ -7,7 +7,10 @@ status, headers, body pieces. It trusts nothing the server sends:
 - bytes after a complete response (another response, garbage, a body on HEAD/204/304) mark
   the connection unusable: it is closed, never handed to another request;
 - ambiguous framing (Transfer-Encoding with Content-Length, duplicate Content-Length) is a
-  parse error of llhttp's, and the request fails with it;
+  parse error of llhttp's, and the request fails with it; otherwise a response is read as
+  aiohttp's llhttp-based parser reads it: the framing llhttp picks (a Transfer-Encoding whose
+  last coding is not `chunked` reads to the close, RFC 9112 6.3), header values without
+  trailing whitespace, aiohttp's header count and size limits (`Limits`);
 - once the response is complete and the request fully written, the connection goes back to
   the pool at once, read or not (aiohttp does the same): the body stays with the `Exchange`.
   The unread body buffered per response is bounded: past `_HIGH_WATER` reading pauses, so a
@@ -33,6 +36,7 @@ from .._exceptions import (
     ServerDisconnectedError,
     SocketTimeoutError,
 )
+from .._models import HttpVersion, HttpVersion10, HttpVersion11
 from .._params import (
     RequestSentParams,
     ResponseHeadersReceivedParams,
@@ -42,14 +46,23 @@ from .._params import (
 from .._tracing import RequestTrace
 from ._backends import NetworkStream
 
-__all__ = ["Body", "Exchange", "HTTP11Connection", "request_head", "request_head_bytes"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Body",
+    "Exchange",
+    "HTTP11Connection",
+    "Limits",
+    "request_head",
+    "request_head_bytes",
+]
 
 _HIGH_WATER = 2 * 2**18
 """Unread body bytes buffered before reading pauses: aiohttp's, 2 x its 256 KiB read_bufsize
 (a response whose whole body fits frees its connection unread; a larger one holds it)."""
-_MAX_HEAD = 64 * 1024 + 8190
-"""A response head larger than this is refused (aiohttp: 8190 bytes a line, 32 KiB of fields)."""
-_MAX_FIELD = 8190
+Limits = tuple[int, int, int]
+"""aiohttp's response head limits: (max_line_size, max_field_size, max_headers)."""
+DEFAULT_LIMITS: Limits = (8190, 8190, 128)
+_VERSIONS = {"1.1": HttpVersion11, "1.0": HttpVersion10}
 _COALESCE = 16 * 1024
 """A bytes body up to this size goes out in the same write as the head: one send, not two."""
 
@@ -93,6 +106,7 @@ class Exchange:
         "hold",
         "informational",
         "keep_alive",
+        "limits",
         "method",
         "raw_headers",
         "read_timeout",
@@ -113,9 +127,11 @@ class Exchange:
         trace: RequestTrace,
         read_timeout: float | None,
         high_water: int = _HIGH_WATER,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.method = method
         self.high_water = high_water
+        self.limits = limits
         self.hold = False  # keep the connection until `close`, not just until the body is in
         self.release_pending = False
         self.trace = trace
@@ -123,7 +139,7 @@ class Exchange:
         self.wants_no_body = method == "HEAD"
         self.status = 0
         self.reason = b""
-        self.version = "1.1"
+        self.version: HttpVersion = HttpVersion11
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.head_done = False
         self.head_taken = False
@@ -255,6 +271,7 @@ class HTTP11Connection:
     __slots__ = (
         "_current",
         "_finished",
+        "_fresh",
         "_head_size",
         "_leftover",
         "_on_free",
@@ -287,6 +304,7 @@ class HTTP11Connection:
         self._writing = False
         self._leftover = False
         self._head_size = 0
+        self._fresh = False  # the head is completing in the bytes being fed right now
         self.broken = False
         self.eof = False
         self.reading_paused = False
@@ -465,7 +483,8 @@ class HTTP11Connection:
         if exchange is None:
             self.close()  # the server spoke unasked: never trust this connection again
             return
-        if not exchange.head_done:
+        self._fresh = not exchange.head_done
+        if self._fresh:
             self._head_size += len(data)
         parser = self._parser
         assert parser is not None
@@ -476,7 +495,7 @@ class HTTP11Connection:
         except httptools.HttpParserError as exc:
             self._parse_error(exchange, exc)
         else:
-            if not exchange.head_done and self._head_size > _MAX_HEAD:
+            if not exchange.head_done and self._head_size > _head_bound(exchange.limits):
                 self._parse_error(exchange, ValueError("the response head is too long"))
         finished = self._finished
         if finished is not None:
@@ -523,9 +542,11 @@ class HTTP11Connection:
                 # fails the request: its parser reads the segment whole)
                 exchange.error = BadHttpMessage(f"Invalid data after the response: {message}")
             return
-        if exchange.head_done:
+        if exchange.head_done and not self._fresh:
             exchange.error = ClientPayloadError(f"Response payload is not completed: {message}")
         else:
+            # (a body error in the bytes that brought its head fails the request, as in
+            # aiohttp, whose parser reads the segment whole before handing out the head)
             exchange.error = BadHttpMessage(message)
         exchange.complete = True
         self._current = None
@@ -563,16 +584,25 @@ class HTTP11Connection:
         exchange = self._current
         if exchange is not None and not exchange.complete and not self._leftover:
             exchange.reason += status
+            if len(exchange.reason) > exchange.limits[0]:
+                raise ValueError(
+                    f"Got more than {exchange.limits[0]} bytes when reading the status line"
+                )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         exchange = self._current
         if exchange is None or exchange.head_done or self._leftover:
             return  # trailers, or a response nobody asked for
-        if len(value) > _MAX_FIELD or len(name) > _MAX_FIELD:
-            raise ValueError(f"Got more than {_MAX_FIELD} bytes when reading a header field")
+        _, max_field, max_headers = exchange.limits
+        if len(name) + len(value) > max_field:
+            raise ValueError(f"Got more than {max_field} bytes when reading a header field")
         if b"\x00" in value:  # llhttp's lenient header mode lets NUL through; aiohttp does not
             raise ValueError("Invalid header value char: NUL")
-        exchange.raw_headers.append((name, value))
+        headers = exchange.raw_headers
+        if len(headers) >= max_headers:
+            raise ValueError("Too many headers received")
+        # llhttp strips the whitespace before a value, not after it; aiohttp strips that too
+        headers.append((name, value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
         exchange = self._current
@@ -587,7 +617,8 @@ class HTTP11Connection:
             exchange.reason = b""
             return
         exchange.status = status
-        exchange.version = parser.get_http_version()
+        version = parser.get_http_version()
+        exchange.version = _VERSIONS.get(version) or HttpVersion(*map(int, version.split(".")))
         exchange.keep_alive = parser.should_keep_alive()
         exchange.head_done = True
         if (
@@ -603,17 +634,16 @@ class HTTP11Connection:
             if exchange.wants_no_body or status == 101 or exchange.method == "CONNECT":
                 self._parser = None  # its state expects a body that will not come
             return
-        framing = _TO_CLOSE
-        for key, _ in exchange.raw_headers:
-            lowered = key.lower()
-            if lowered == b"transfer-encoding":
-                framing = _CHUNKED
-                break
-            if lowered == b"content-length":
-                framing = _LENGTH
+        framing = _framing(exchange.raw_headers)
         exchange.framing = framing
         if framing == _TO_CLOSE:
             exchange.keep_alive = False
+            if status < 199:
+                # aiohttp gives such a response (099, say) an empty body, and llhttp reads
+                # what follows to the close: dropped, and the connection with it
+                exchange.complete = True
+                self._finished = exchange
+                self._leftover = True
 
     def on_body(self, body: bytes) -> None:
         exchange = self._current
@@ -654,10 +684,40 @@ class HTTP11Connection:
 
 def _new_parser(conn: HTTP11Connection) -> httptools.HttpResponseParser:
     parser = httptools.HttpResponseParser(conn)
-    # As aiohttp's response parser: bare LF line ends and obs-folded header values are read;
-    # framing stays strict (TE with CL, duplicate CL, bad chunk sizes are errors).
-    parser.set_dangerous_leniencies(lenient_headers=True, lenient_optional_cr_before_lf=True)
+    # As aiohttp's response parser: bare LF line ends, obs-folded header values and spaces
+    # after a chunk size are read; framing stays strict (TE with CL, duplicate CL, bad chunk
+    # sizes are errors).
+    parser.set_dangerous_leniencies(
+        lenient_headers=True,
+        lenient_optional_cr_before_lf=True,
+        lenient_spaces_after_chunk_size=True,
+    )
     return parser
+
+
+def _framing(raw_headers: list[tuple[bytes, bytes]]) -> int:
+    """How llhttp delimits a response body with these headers: chunked only if the last
+    Transfer-Encoding coding is `chunked`; any other Transfer-Encoding reads to the close
+    (RFC 9112 6.3); else Content-Length; else the close. A name may end in spaces (llhttp's
+    lenient mode reads `Content-Length : 5` as the header)."""
+    framing = _TO_CLOSE
+    for key, value in raw_headers:
+        if len(key) < 14:
+            continue
+        lowered = key.lower().rstrip(b" ")
+        if lowered == b"transfer-encoding":
+            last = value.rsplit(b",", 1)[-1].strip(b" \t").lower()
+            framing = _CHUNKED if last == b"chunked" else _TO_CLOSE
+        elif lowered == b"content-length" and framing == _TO_CLOSE:
+            framing = _LENGTH
+    return framing
+
+
+def _head_bound(limits: Limits) -> int:
+    """The most bytes a response head may take under `limits` (a status line and every
+    header at its limit, with their line ends): past it, the head is refused early."""
+    max_line, max_field, max_headers = limits
+    return max_line + 64 + max_headers * (max_field + 4)
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

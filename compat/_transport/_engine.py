@@ -16,7 +16,15 @@ import anyio
 from .._exceptions import ConnectionTimeoutError
 from .._tracing import RequestTrace
 from ._backends import NetworkStream
-from ._connection import Body, Exchange, HTTP11Connection, request_head, request_head_bytes
+from ._connection import (
+    DEFAULT_LIMITS,
+    Body,
+    Exchange,
+    HTTP11Connection,
+    Limits,
+    request_head,
+    request_head_bytes,
+)
 from ._dns import Resolver
 from ._opener import Opener, Route
 from ._pool import ConnectionPool
@@ -76,6 +84,7 @@ class Engine:
         pool_timeout: float | None = None,
         read_bufsize: int = 2**18,
         hold: bool = False,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> Exchange:
         """Write the request on a pooled or new connection; return once the head is in.
 
@@ -103,7 +112,7 @@ class Engine:
             connect_timeout = left if connect_timeout is None else min(connect_timeout, left)
         if conn is None:
             conn = await self._open(key, trace, connect_timeout)
-        exchange = Exchange(method, trace, read_timeout, 2 * read_bufsize)
+        exchange = Exchange(method, trace, read_timeout, 2 * read_bufsize, limits)
         exchange.hold = hold
         try:
             if isinstance(conn, HTTP11Connection):

@@ -29,6 +29,7 @@ from .._exceptions import (
     ServerDisconnectedError,
     SocketTimeoutError,
 )
+from .._models import HttpVersion20
 from .._params import (
     RequestSentParams,
     ResponseHeadersReceivedParams,
@@ -135,7 +136,7 @@ class HTTP2Connection:
         trace = exchange.trace
         plan = trace.plan
         exchange._conn = self
-        exchange.version = "2"
+        exchange.version = HttpVersion20
         fields = [
             (b":method", method),
             (b":authority", authority),

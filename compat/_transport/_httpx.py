@@ -19,6 +19,7 @@ import httpcore
 import httpx
 
 from .._exceptions import to_httpx_error
+from .._models import HttpVersion
 from .._tracing import NO_TRACE, RequestTrace
 from ._connection import Body, Exchange
 from ._engine import Engine
@@ -78,7 +79,7 @@ class EnginePool:
             headers=exchange.raw_headers,
             content=_ExchangeStream(exchange),
             extensions={
-                "http_version": b"HTTP/" + exchange.version.encode(),
+                "http_version": _http_version(exchange.version),
                 "reason_phrase": exchange.reason,
                 "network_stream": NetworkStreamInfo(exchange),
                 EXCHANGE_EXTENSION: exchange,
@@ -141,3 +142,9 @@ class NetworkStreamInfo:
 
 
 _EXTRA_NAMES = {"server_addr": "peername", "client_addr": "sockname"}
+
+
+def _http_version(version: HttpVersion) -> bytes:
+    """httpcore's spelling of a version: b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2"."""
+    major, minor = version
+    return b"HTTP/%d" % major if major >= 2 else b"HTTP/%d.%d" % (major, minor)
