@@ -165,7 +165,7 @@ def _script(case: Case, cuts: Sequence[int]) -> Any:
     return script
 
 
-async def _outcome(lib: Any, url: str, method: str) -> Outcome:
+async def _outcome(lib: Any, url: str, method: str, **options: Any) -> Outcome:
     """What a caller of `lib` sees: the first request's result, its signals, the second's."""
     signals: list[str] = []
     config = lib.TraceConfig()
@@ -180,7 +180,7 @@ async def _outcome(lib: Any, url: str, method: str) -> Outcome:
     config.on_request_exception.append(on_exception)
     first: Outcome
     async with lib.ClientSession(
-        trace_configs=[config], timeout=lib.ClientTimeout(total=5)
+        trace_configs=[config], timeout=lib.ClientTimeout(total=5), **options
     ) as session:
         try:
             async with session.request(method, url + "/first") as resp:
@@ -195,15 +195,19 @@ async def _outcome(lib: Any, url: str, method: str) -> Outcome:
             first = ("disconnected",)
         except TimeoutError:
             first = ("timeout",)
-        async with session.get(url + "/second") as resp:
-            second = (resp.status, await resp.read())
+        second: Outcome
+        try:
+            async with session.get(url + "/second") as resp:
+                second = (resp.status, await resp.read())
+        except lib.ClientResponseError as exc:  # (a limit of the test's own may refuse it)
+            second = ("response error", exc.status)
     return first, tuple(signals), second
 
 
-def _run(lib: Any, case: Case, cuts: Sequence[int], backend: str) -> Outcome:
+def _run(lib: Any, case: Case, cuts: Sequence[int], backend: str, **options: Any) -> Outcome:
     async def main() -> Outcome:
         with anyio.fail_after(10):
-            return await _outcome(lib, server.url, case.method)
+            return await _outcome(lib, server.url, case.method, **options)
 
     with HostileServer(_script(case, cuts)) as server:
         result = asyncio.run(main()) if lib is aiohttp else anyio.run(main, backend=backend)
@@ -315,3 +319,31 @@ def test_generated_responses_read_as_aiohttp_reads_them(
         assert split[2] == (200, b"own /second"), case
         if split[0][0] == "ok" and not (case.extra and ours[0][0] != "ok"):
             assert split[0] == ours[0], f"split at {cuts}: {split} != {ours} for {case.raw!r}"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    ("case", "options", "kind"),
+    [
+        (_ISSUE_CASES[-2], {"max_headers": 200}, "ok"),
+        (_ISSUE_CASES[-1], {"max_field_size": 9000}, "ok"),
+        (_ISSUE_CASES[3], {"max_field_size": 10}, "response error"),
+        (_ISSUE_CASES[3], {"max_line_size": 1}, "response error"),  # the reason: "OK"
+        (_ISSUE_CASES[3], {"max_headers": 1}, "response error"),
+    ],
+    ids=["more-headers", "longer-field", "short-field", "short-line", "one-header"],
+)
+def test_head_limits_are_the_sessions_as_in_aiohttp(
+    case: Case, options: dict[str, int], kind: str, backend: str
+) -> None:
+    # ClientSession(max_line_size=, max_field_size=, max_headers=) as aiohttp 3.14 takes them
+    ours = _run(compat, case, (), backend, **options)
+    theirs = _run(aiohttp, case, (), "asyncio", **options)
+    assert ours == theirs, case
+    assert ours[0][0] == kind
+
+
+def test_versions_equal_aiohttps() -> None:
+    assert compat.HttpVersion11 == aiohttp.HttpVersion11 == (1, 1)
+    assert compat.HttpVersion10 == aiohttp.HttpVersion10
+    assert compat.HttpVersion(2, 0) == aiohttp.HttpVersion(2, 0) > compat.HttpVersion11
