@@ -272,7 +272,9 @@ class HTTP11Connection:
         "_current",
         "_finished",
         "_fresh",
+        "_head_bytes",
         "_head_size",
+        "_heads",
         "_leftover",
         "_on_free",
         "_parser",
@@ -305,6 +307,8 @@ class HTTP11Connection:
         self._leftover = False
         self._head_size = 0
         self._fresh = False  # the head is completing in the bytes being fed right now
+        self._head_bytes = b""  # HEAD only: the bytes of its head, to find what follows it
+        self._heads = 0  # heads in them: the 1xx skipped, then the response's
         self.broken = False
         self.eof = False
         self.reading_paused = False
@@ -342,6 +346,8 @@ class HTTP11Connection:
         self._current = exchange
         exchange._conn = self
         self._head_size = 0
+        self._head_bytes = b""
+        self._heads = 1
         if self._parser is None:
             self._parser = _new_parser(self)
         await self._write(exchange, head, body)
@@ -486,6 +492,8 @@ class HTTP11Connection:
         self._fresh = not exchange.head_done
         if self._fresh:
             self._head_size += len(data)
+            if exchange.wants_no_body:
+                self._head_bytes += data
         parser = self._parser
         assert parser is not None
         try:
@@ -493,7 +501,10 @@ class HTTP11Connection:
         except httptools.HttpParserUpgrade:
             self._parser = None  # a 101: what follows is another protocol; dropped
         except httptools.HttpParserError as exc:
-            self._parse_error(exchange, exc)
+            if isinstance(exc.__context__, _HeadEnd):
+                self._after_head(exchange)
+            else:
+                self._parse_error(exchange, exc)
         else:
             if not exchange.head_done and self._head_size > _head_bound(exchange.limits):
                 self._parse_error(exchange, ValueError("the response head is too long"))
@@ -527,6 +538,24 @@ class HTTP11Connection:
         self._current = None
         self.close()
         self._on_free(self)
+
+    def _after_head(self, exchange: Exchange) -> None:
+        """A HEAD response's head is in, and llhttp (which cannot know the request was HEAD)
+        was stopped there: what followed it in the same bytes is parsed as aiohttp's parser
+        does, as the next response, one nobody asked for (a valid one is skipped, anything
+        else fails the request); either way the connection is not reused."""
+        rest = _after_heads(self._head_bytes, self._heads)
+        self._head_bytes = b""
+        if not rest:
+            return
+        self._leftover = True
+        parser = self._parser = _new_parser(self)
+        try:
+            parser.feed_data(rest)
+        except httptools.HttpParserUpgrade:
+            self._parser = None
+        except httptools.HttpParserError as exc:
+            self._parse_error(exchange, exc)
 
     def _parse_error(self, exchange: Exchange, exc: Exception) -> None:
         if exchange.status == 101 and exchange.complete:
@@ -613,6 +642,7 @@ class HTTP11Connection:
         status = parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             exchange.informational = True  # 100, 102, 103: skipped, as aiohttp
+            self._heads += 1
             exchange.raw_headers = []
             exchange.reason = b""
             return
@@ -633,6 +663,8 @@ class HTTP11Connection:
             self._finished = exchange
             if exchange.wants_no_body or status == 101 or exchange.method == "CONNECT":
                 self._parser = None  # its state expects a body that will not come
+            if exchange.wants_no_body:
+                raise _HeadEnd  # stop llhttp here: what follows is no body (`_after_head`)
             return
         framing = _framing(exchange.raw_headers)
         exchange.framing = framing
@@ -680,6 +712,21 @@ class HTTP11Connection:
             return
         exchange.complete = True
         self._finished = exchange
+
+
+class _HeadEnd(Exception):
+    """Raised from the parser's callback to stop it at the end of a HEAD response's head."""
+
+
+def _after_heads(data: bytes, heads: int) -> bytes:
+    """What follows the first `heads` heads in `data` (each ends at an empty line)."""
+    pos = 0
+    for _ in range(heads):
+        lf, crlf = data.find(b"\n\n", pos), data.find(b"\n\r\n", pos)
+        if lf < 0 and crlf < 0:
+            return b""
+        pos = lf + 2 if crlf < 0 or 0 <= lf < crlf else crlf + 3
+    return data[pos:]
 
 
 def _new_parser(conn: HTTP11Connection) -> httptools.HttpResponseParser:
