@@ -13,6 +13,20 @@ from compat._tracing import AIOHTTP_SIGNALS, SIGNAL_NAMES
 from .server import TestServer
 
 
+@pytest.fixture(autouse=True, scope="session")
+def aiohttp_resolves_as_compat() -> Iterator[None]:
+    """aiohttp, the reference these tests compare with, resolves through the system's
+    getaddrinfo as compat's default resolver does. With aiodns installed (the test extra has it)
+    aiohttp's default becomes c-ares, which answers ::1 as well as 127.0.0.1 for `localhost`
+    whatever /etc/hosts says, and the comparison would be between two resolvers."""
+    import aiohttp.connector
+
+    default = aiohttp.connector.DefaultResolver
+    aiohttp.connector.DefaultResolver = aiohttp.ThreadedResolver  # type: ignore[misc]
+    yield
+    aiohttp.connector.DefaultResolver = default  # type: ignore[misc]
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
