@@ -10,7 +10,7 @@ import httpx
 
 from ._transport._dns import Resolver, check_resolver
 from ._transport._engine import Engine
-from ._transport._httpx import engine_transport
+from ._transport._httpx import EnginePool, EngineTransport
 from ._transport._opener import default_ssl_context
 from ._transport._pool import ConnectionPool, PoolStats
 
@@ -141,7 +141,7 @@ class TCPConnector:
 
     def transport(self) -> httpx.AsyncHTTPTransport:
         """An httpx transport over this connector's engine; closing it leaves the pool open."""
-        return engine_transport(self._engine)
+        return EngineTransport(EnginePool(self._engine))
 
     def stats(self) -> PoolStats:
         """Connections in use, idle and waiting, in all and per origin (a compat extension)."""

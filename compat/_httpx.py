@@ -3,8 +3,9 @@
     client = compat.traced_client(trace_configs=[config])          # or, by hand:
     client = httpx.AsyncClient(transport=compat.TracedTransport(trace_configs=[config]))
 
-`TracedTransport` is an `httpx.AsyncHTTPTransport` whose pool is compat's engine, so code that
-instruments httpx's transport class (OpenTelemetry, logfire, pytest-httpx) sees its requests.
+`TracedTransport` is an `httpx.AsyncHTTPTransport` over compat's engine (no httpx pool inside;
+see `_transport/_httpx.py`), so code that instruments httpx's transport class or a client's
+transport (OpenTelemetry, logfire, pytest-httpx) sees its requests.
 httpx follows redirects itself and calls its transport once per hop, so here each hop is a
 request of its own: `on_request_start` / `_end` / `_exception` fire per hop, and there is no
 `on_request_redirect`. httpx decodes the body above its transport, so
@@ -37,7 +38,7 @@ from ._models import RequestInfo
 from ._response import ClientResponse, body_progress
 from ._tracing import RequestTrace, Tracer
 from ._transport._connection import Exchange
-from ._transport._httpx import EXCHANGE_EXTENSION, TRACE_EXTENSION, EnginePool
+from ._transport._httpx import EXCHANGE_EXTENSION, TRACE_EXTENSION, EnginePool, EngineTransport
 
 __all__ = ["TracedTransport", "traced_client"]
 
@@ -67,7 +68,7 @@ def _refuse(name: str, why: str) -> ValueError:
     return ValueError(f"compat's TracedTransport does not support {name}: {why}")
 
 
-class TracedTransport(httpx.AsyncHTTPTransport):
+class TracedTransport(EngineTransport):
     """An httpx transport over a compat connector that fires the trace configs' signals.
 
     Takes `httpx.AsyncHTTPTransport`'s arguments, or a ready `connector` (whose own settings
@@ -130,15 +131,14 @@ class TracedTransport(httpx.AsyncHTTPTransport):
             connector_owner = True
         self.connector = connector
         self._connector_owner = connector_owner
-        self._pool = _TracedPool(  # type: ignore[assignment]
+        self._traced = _TracedPool(
             EnginePool(connector._engine), Tracer(self, tuple(trace_configs))
         )
+        super().__init__(self._traced)
 
     def bind(self, owner: object) -> None:
         """Make `owner` (the httpx client) the `session` argument handlers receive."""
-        pool = self._pool
-        assert isinstance(pool, _TracedPool)
-        pool.tracer.owner = owner
+        self._traced.tracer.owner = owner
 
     def __getattr__(self, name: str) -> Any:
         # No `handle_request`: instrumentation that looks for it (OpenTelemetry's) treats us

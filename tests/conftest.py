@@ -12,6 +12,14 @@ from compat._tracing import AIOHTTP_SIGNALS, SIGNAL_NAMES
 
 from .server import TestServer
 
+try:
+    import pytest_httpx  # noqa: F401  (its plugin provides the `httpx_mock` fixture)
+except ImportError:  # pytest-httpx pins one httpx minor: on another httpx it is not installed
+
+    @pytest.fixture
+    def httpx_mock() -> Any:
+        pytest.skip("pytest-httpx is not installed (it supports one httpx minor at a time)")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def aiohttp_resolves_as_compat() -> Iterator[None]:

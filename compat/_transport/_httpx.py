@@ -1,9 +1,17 @@
-"""The engine behind httpx's own transport class.
+"""The engine as an httpx transport.
 
-`httpx.AsyncHTTPTransport.handle_async_request` turns an httpx request into an httpcore one
-and hands it to `self._pool`; `EnginePool` is such a pool, over the engine. Keeping httpx's
-transport class (and its method) is what lets code that patches or wraps it (OpenTelemetry's
-and logfire's httpx instrumentation, pytest-httpx) see requests made through compat.
+`EngineTransport` is an `httpx.AsyncHTTPTransport` subclass that owns no httpx or httpcore
+pool: its `handle_async_request` turns the httpx request into an httpcore one (httpcore's
+public request/response types are the interface), hands it to a pool-shaped object over the
+engine (`EnginePool`), and wraps the answer as an httpx response. Only httpx's and httpcore's
+public API is used, so one code base runs on httpx 0.28 and 0.29.
+
+Code that wraps a transport per client (OpenTelemetry's `instrument_client`, Sentry, which
+wraps `AsyncClient.send`) sees it as any transport. Code that patches the class method
+`httpx.AsyncHTTPTransport.handle_async_request` globally (OpenTelemetry's and logfire's global
+instrumentation, pytest-httpx) is honoured too: while the class method is patched, a request is
+handed to the patch with a stand-in transport (`_Relay`) whose every private attribute is the
+engine's pool, so whatever httpx's own method asks its transport for, it reaches the engine.
 
 The trace of a request comes in its extensions (`TRACE_EXTENSION`), never through shared
 state, so clients sharing one connector never mix signals.
@@ -11,9 +19,10 @@ state, so clients sharing one connector never mix signals.
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
 
 import httpcore
 import httpx
@@ -25,7 +34,7 @@ from ._connection import Body, Exchange
 from ._engine import Engine
 from ._mocked import httpcore_mocked, via_httpcore
 
-__all__ = ["EXCHANGE_EXTENSION", "TRACE_EXTENSION", "EnginePool", "engine_transport"]
+__all__ = ["EXCHANGE_EXTENSION", "TRACE_EXTENSION", "EnginePool", "EngineTransport"]
 
 TRACE_EXTENSION = "compat.trace"
 """Request extension carrying the request's `RequestTrace` to the engine."""
@@ -96,11 +105,113 @@ class EnginePool:
         await self.aclose()
 
 
-def engine_transport(engine: Engine) -> httpx.AsyncHTTPTransport:
-    """An `httpx.AsyncHTTPTransport` whose pool is the engine (no request-level signals)."""
-    transport = httpx.AsyncHTTPTransport.__new__(httpx.AsyncHTTPTransport)
-    transport._pool = EnginePool(engine)  # type: ignore[assignment]
-    return transport
+class CorePool(Protocol):
+    """httpcore's pool interface, which `EngineTransport` sends through."""
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response: ...
+
+
+_Handler = Callable[[httpx.AsyncHTTPTransport, httpx.Request], Awaitable[httpx.Response]]
+_HTTPX_HANDLE: _Handler = inspect.unwrap(httpx.AsyncHTTPTransport.handle_async_request)
+
+
+def _class_patch() -> _Handler | None:
+    """Whatever has replaced `httpx.AsyncHTTPTransport.handle_async_request`, if anything."""
+    current: _Handler | None = vars(httpx.AsyncHTTPTransport).get("handle_async_request")
+    return None if current is _HTTPX_HANDLE else current
+
+
+def class_patched_by(module: str) -> bool:
+    """Whether a function of `module` has replaced httpx's transport method (pytest-httpx's
+    fixture does; instrumentation wrappers keep httpx's own module name)."""
+    patch = _class_patch()
+    return patch is not None and getattr(patch, "__module__", "").startswith(module)
+
+
+class EngineTransport(httpx.AsyncHTTPTransport):
+    """An httpx transport over an httpcore-shaped pool; closing it leaves the pool open."""
+
+    def __init__(self, pool: CorePool) -> None:
+        # httpx's __init__ would build an httpcore pool of its own: not called, on purpose.
+        self._compat_pool = pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if _class_patch() is not None:  # the patch, bound to the stand-in as a method
+            return await _Relay(self._compat_pool).handle_async_request(request)
+        return await send_through(self._compat_pool, request)
+
+    async def aclose(self) -> None:
+        """The connector's owner closes it."""
+
+    async def __aenter__(self) -> EngineTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def send_through(pool: CorePool, request: httpx.Request) -> httpx.Response:
+    """httpx's request through an httpcore-shaped pool, and its answer as httpx's response."""
+    url = request.url
+    core = httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(
+            scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+        ),
+        headers=request.headers.raw,
+        content=request.stream,
+        extensions=request.extensions,
+    )
+    try:
+        response = await pool.handle_async_request(core)
+    except Exception as exc:
+        mapped = to_httpx_error(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+    return httpx.Response(
+        status_code=response.status,
+        headers=response.headers,
+        stream=_CoreBody(response.stream),
+        extensions=response.extensions,
+    )
+
+
+class _CoreBody(httpx.AsyncByteStream):
+    """An httpcore response body as httpx's, with httpcore's errors named as httpx's."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except Exception as exc:
+            mapped = to_httpx_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def aclose(self) -> None:
+        close = getattr(self._stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class _Relay(httpx.AsyncHTTPTransport):
+    """The transport a class-level patch receives: httpx's own method, if the patch calls it,
+    finds the engine's pool under whichever private name it looks for."""
+
+    def __init__(self, pool: CorePool) -> None:
+        self.__dict__["compat_pool"] = pool
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") and not name.startswith("__"):
+            return self.__dict__["compat_pool"]
+        raise AttributeError(name)
 
 
 class _ExchangeStream:
