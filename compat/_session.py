@@ -20,6 +20,7 @@ from ssl import SSLContext
 from typing import Any
 
 import anyio
+import httpx
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -106,6 +107,7 @@ class ClientSession:
         max_line_size: int = 8190,
         max_field_size: int = 8190,
         max_headers: int = 128,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if response_class is not None and not issubclass(response_class, ClientResponse):
             raise TypeError("response_class must be a subclass of compat.ClientResponse")
@@ -138,7 +140,11 @@ class ClientSession:
         self._json_serialize = json_serialize
         self._response_class = response_class or ClientResponse
         self._to_release: list[Exchange] = []
-        self._mocked: MockedSender | None = None
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError("transport must be an httpx.AsyncBaseTransport")
+        # A foreign httpx transport (ASGI, mock, …) carries every request: the session owns it
+        self._mocked: MockedSender | None = None if transport is None else MockedSender(transport)
+        self._foreign = transport is not None
         self._closed = False
 
     @property
@@ -508,7 +514,7 @@ class ClientSession:
         request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
         key = _key(url)
         try:
-            if mocked():
+            if self._foreign or mocked():
                 if self._mocked is None:
                     self._mocked = MockedSender(self._connector.transport())
                 exchange = await self._mocked.send(method, url, items, body, trace)

@@ -19,9 +19,8 @@ state, so clients sharing one connector never mix signals.
 
 from __future__ import annotations
 
-import inspect
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import httpcore
@@ -32,7 +31,7 @@ from .._models import HttpVersion
 from .._tracing import NO_TRACE, RequestTrace
 from ._connection import Body, Exchange
 from ._engine import Engine
-from ._mocked import httpcore_mocked, via_httpcore
+from ._mocked import httpcore_mocked, httpx_class_patch, via_httpcore
 
 __all__ = ["EXCHANGE_EXTENSION", "TRACE_EXTENSION", "EnginePool", "EngineTransport"]
 
@@ -111,23 +110,6 @@ class CorePool(Protocol):
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response: ...
 
 
-_Handler = Callable[[httpx.AsyncHTTPTransport, httpx.Request], Awaitable[httpx.Response]]
-_HTTPX_HANDLE: _Handler = inspect.unwrap(httpx.AsyncHTTPTransport.handle_async_request)
-
-
-def _class_patch() -> _Handler | None:
-    """Whatever has replaced `httpx.AsyncHTTPTransport.handle_async_request`, if anything."""
-    current: _Handler | None = vars(httpx.AsyncHTTPTransport).get("handle_async_request")
-    return None if current is _HTTPX_HANDLE else current
-
-
-def class_patched_by(module: str) -> bool:
-    """Whether a function of `module` has replaced httpx's transport method (pytest-httpx's
-    fixture does; instrumentation wrappers keep httpx's own module name)."""
-    patch = _class_patch()
-    return patch is not None and getattr(patch, "__module__", "").startswith(module)
-
-
 class EngineTransport(httpx.AsyncHTTPTransport):
     """An httpx transport over an httpcore-shaped pool; closing it leaves the pool open."""
 
@@ -136,7 +118,7 @@ class EngineTransport(httpx.AsyncHTTPTransport):
         self._compat_pool = pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if _class_patch() is not None:  # the patch, bound to the stand-in as a method
+        if httpx_class_patch() is not None:  # the patch, bound to the stand-in as a method
             return await _Relay(self._compat_pool).handle_async_request(request)
         return await send_through(self._compat_pool, request)
 

@@ -1,15 +1,19 @@
-"""Requests while a mocking library (respx) has patched httpx or httpcore.
+"""Requests while a mocking library has patched httpx or httpcore, or over a foreign transport.
 
 respx intercepts at httpx's `AsyncClient._transport_for_url` (`using="httpx"`) or at httpcore's
-connection classes (its default). The engine uses neither, so while either is patched a
+connection classes (its default); pytest-httpx replaces `httpx.AsyncHTTPTransport`'s
+`handle_async_request`. The engine uses none of them, so while one is patched a session's
 request takes this slower path instead: the session sends through an httpx client over the
-engine, and the engine's httpx transport through httpcore's patched connection. A mocked
-request fires the request-level signals only: nothing reaches a pool or a socket.
+engine's httpx transport, which hands it to the patched method (`EngineTransport`) or through
+httpcore's patched connection (`via_httpcore`). `ClientSession(transport=…)` takes the same
+path over the transport it was given. Such a request fires the request-level signals only:
+nothing reaches the engine's pool or a socket.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpcore
@@ -19,10 +23,25 @@ from yarl import URL
 from .._tracing import RequestTrace
 from ._connection import Exchange
 
-__all__ = ["MockedSender", "httpcore_mocked", "mocked", "via_httpcore"]
+__all__ = ["MockedSender", "httpcore_mocked", "httpx_class_patch", "mocked", "via_httpcore"]
 
 _HTTPCORE_HANDLE = httpcore.AsyncHTTPConnection.handle_async_request
 _HTTPX_TRANSPORT_FOR_URL = httpx.AsyncClient._transport_for_url
+_Handler = Callable[[httpx.AsyncHTTPTransport, httpx.Request], Awaitable[httpx.Response]]
+_HTTPX_HANDLE: _Handler = inspect.unwrap(httpx.AsyncHTTPTransport.handle_async_request)
+
+
+def httpx_class_patch() -> _Handler | None:
+    """Whatever has replaced `httpx.AsyncHTTPTransport.handle_async_request`, if anything
+    (an instrumentation's wrapper or a mocker's function)."""
+    current: _Handler | None = vars(httpx.AsyncHTTPTransport).get("handle_async_request")
+    return None if current is _HTTPX_HANDLE else current
+
+
+def _pytest_httpx_mocking() -> bool:
+    """pytest-httpx's fixture is active (instrumentation wrappers keep httpx's module name)."""
+    patch = httpx_class_patch()
+    return patch is not None and getattr(patch, "__module__", "").startswith("pytest_httpx")
 
 
 def httpcore_mocked() -> bool:
@@ -33,6 +52,7 @@ def mocked() -> bool:
     return (
         httpcore.AsyncHTTPConnection.handle_async_request is not _HTTPCORE_HANDLE
         or httpx.AsyncClient._transport_for_url is not _HTTPX_TRANSPORT_FOR_URL
+        or _pytest_httpx_mocking()
     )
 
 

@@ -1,0 +1,138 @@
+"""httpx's transport features on compat's two entry points (issue 21), compared with bare httpx.
+
+- `ClientSession(transport=<any httpx transport>)`: aiohttp's API over httpx.ASGITransport and
+  httpx.MockTransport, request-level signals only, no socket;
+- pytest-httpx mocks `ClientSession` requests as respx does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import httpx
+import pytest
+
+import compat
+
+from .conftest import Recorder
+
+pytestmark = pytest.mark.anyio
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+
+async def asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """A tiny ASGI app: echoes the request as JSON, redirects `/old`, sets a cookie on `/login`."""
+    assert scope["type"] == "http"
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json")]
+    status = 200
+    if scope["path"] == "/old":
+        status = 302
+        headers.append((b"location", b"/new"))
+    if scope["path"] == "/login":
+        headers.append((b"set-cookie", b"session=abc; Path=/"))
+    payload = json.dumps(
+        {
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": scope["query_string"].decode(),
+            "body": body.decode(),
+            "headers": {k.decode(): v.decode() for k, v in scope["headers"]},
+        }
+    ).encode()
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_a_session_talks_to_an_asgi_app_in_process(recorder: Recorder) -> None:
+    fds = _open_fds()
+    transport = httpx.ASGITransport(app=asgi_app)
+    async with compat.ClientSession(
+        "http://app.test", transport=transport, trace_configs=[recorder.config]
+    ) as session:
+        async with session.post("/items", params={"q": "1"}, json={"a": 1}) as resp:
+            assert resp.status == 200
+            echoed = await resp.json()
+        async with session.get("/login") as resp:
+            assert resp.status == 200
+        async with session.get("/old") as resp:  # the session follows the redirect itself
+            moved = await resp.json()
+            assert [r.status for r in resp.history] == [302]
+        assert _open_fds() == fds  # no socket opened
+    assert echoed["method"] == "POST" and echoed["query"] == "q=1"
+    assert json.loads(echoed["body"]) == {"a": 1}
+    assert echoed["headers"]["content-type"] == "application/json"
+    assert moved["path"] == "/new"
+    assert moved["headers"]["cookie"] == "session=abc"  # aiohttp's cookie jar at work
+    assert recorder.names() == [
+        "request_start",
+        "request_end",
+        "request_start",
+        "request_end",
+        "request_start",
+        "request_redirect",
+        "request_end",
+    ]
+    assert not recorder.params("connection_create_start")
+    assert recorder.params("response_chunk_received")
+
+
+async def test_a_mock_transport_failure_is_aiohttp_named_and_traced(recorder: Recorder) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused by the mock", request=request)
+
+    transport = httpx.MockTransport(handler)
+    async with compat.ClientSession(transport=transport, trace_configs=[recorder.config]) as s:
+        with pytest.raises(compat.ClientConnectionError):
+            await s.get("http://mock.test/")
+        transport_ok = httpx.MockTransport(lambda r: httpx.Response(204))
+    async with compat.ClientSession(transport=transport_ok) as s2:
+        async with s2.delete("http://mock.test/x") as resp:
+            assert resp.status == 204
+    assert recorder.names() == ["request_start", "request_exception"]
+
+
+async def test_a_session_closes_the_transport_it_was_given() -> None:
+    closed: list[bool] = []
+
+    class Transport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, text="ok")
+
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    async with compat.ClientSession(transport=Transport()) as session:
+        async with session.get("http://x.test/") as resp:
+            assert await resp.text() == "ok"
+    assert closed == [True]
+
+
+def test_a_transport_that_is_not_httpx_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"httpx\.AsyncBaseTransport"):
+        compat.ClientSession(transport=object())
+
+
+async def test_pytest_httpx_mocks_client_session_requests(
+    httpx_mock: Any, recorder: Recorder
+) -> None:
+    httpx_mock.add_response(url="http://mocked.test/thing", status_code=201, text="mocked")
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        async with session.get("http://mocked.test/thing") as resp:
+            assert (resp.status, await resp.text()) == (201, "mocked")
+    assert len(httpx_mock.get_requests()) == 1
+    assert recorder.names() == ["request_start", "request_end"]  # request-level signals only
