@@ -249,6 +249,10 @@ class PoolTimeoutError(ConnectionTimeoutError):
     """No connection slot became free in time (httpx's pool timeout). Internal."""
 
 
+class WriteTimeoutError(SocketTimeoutError):
+    """A write stalled past httpx's `write` timeout (aiohttp has none). Internal."""
+
+
 class ClientPayloadError(ClientError):
     """The response body was broken: truncated, badly framed or badly encoded."""
 
@@ -351,6 +355,8 @@ def to_httpx_error(exc: BaseException, request: httpx.Request | None = None) -> 
 def _CLIENT_TO_HTTPX_CLASS(exc: ClientError) -> type[httpx.HTTPError]:
     if isinstance(exc, PoolTimeoutError):
         return httpx.PoolTimeout
+    if isinstance(exc, WriteTimeoutError):
+        return httpx.WriteTimeout
     if isinstance(exc, ConnectionTimeoutError):
         return httpx.ConnectTimeout
     if isinstance(exc, SocketTimeoutError):

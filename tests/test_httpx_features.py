@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
+from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
+import trustme
 
 import compat
 
 from .conftest import Recorder
+from .server import TestServer
 
 pytestmark = pytest.mark.anyio
 
@@ -136,3 +142,91 @@ async def test_pytest_httpx_mocks_client_session_requests(
             assert (resp.status, await resp.text()) == (201, "mocked")
     assert len(httpx_mock.get_requests()) == 1
     assert recorder.names() == ["request_start", "request_end"]  # request-level signals only
+
+
+# --- the same calls on bare httpx and on traced_client: the same outcome ---
+
+
+def _clients(recorder: Recorder, **kwargs: Any) -> dict[str, httpx.AsyncClient]:
+    return {
+        "httpx": httpx.AsyncClient(**kwargs),
+        "compat": compat.traced_client(trace_configs=[recorder.config], **kwargs),
+    }
+
+
+@pytest.fixture
+def sni_server(ca: trustme.CA) -> Iterator[tuple[TestServer, list[str | None]]]:
+    """A TLS server whose certificate names only `sni.test`; it records the SNI it was sent."""
+    seen: list[str | None] = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("sni.test").configure_cert(context)
+    context.sni_callback = lambda _sock, name, _ctx: seen.append(name)  # type: ignore[assignment,misc,return-value]
+    srv = TestServer(context).start()
+    yield srv, seen
+    srv.stop()
+
+
+async def test_sni_hostname_names_the_server_as_httpx_does(
+    sni_server: tuple[TestServer, list[str | None]], client_ssl: ssl.SSLContext, recorder: Recorder
+) -> None:
+    srv, seen = sni_server
+    outcomes: dict[str, Any] = {}
+    for name, client in _clients(recorder, verify=client_ssl, trust_env=False).items():
+        async with client:
+            with pytest.raises(httpx.ConnectError):  # the certificate does not name 127.0.0.1
+                await client.get(srv.url_for("/ok"))
+            response = await client.get(srv.url_for("/ok"), extensions={"sni_hostname": "sni.test"})
+            outcomes[name] = (response.status_code, response.text, seen[-1])
+    assert outcomes["compat"] == outcomes["httpx"] == (200, "ok", "sni.test")
+    assert recorder.params("tls_handshake_end")
+
+
+@pytest.fixture
+def stalled_server() -> Iterator[int]:
+    """A listening socket on 127.0.0.1 that accepts nothing and reads nothing: uploads stall."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+async def test_a_stalled_upload_raises_write_timeout_as_httpx_does(
+    stalled_server: int, recorder: Recorder
+) -> None:
+    body = b"x" * (32 * 2**20)  # far more than the socket buffers hold
+    timeout = httpx.Timeout(None, write=0.2)
+    errors: dict[str, type[BaseException]] = {}
+    for name, client in _clients(recorder, timeout=timeout, trust_env=False).items():
+        async with client:
+            started = anyio.current_time()
+            with pytest.raises(httpx.TimeoutException) as info:
+                await client.post(f"http://127.0.0.1:{stalled_server}/", content=body)
+            assert anyio.current_time() - started >= 0.2
+            errors[name] = info.type
+    assert errors == {"httpx": httpx.WriteTimeout, "compat": httpx.WriteTimeout}
+    assert [type(p.exception) for p in recorder.params("request_exception")] == [httpx.WriteTimeout]
+
+
+async def test_a_client_session_upload_has_no_write_timeout_as_in_aiohttp(
+    server: TestServer,
+) -> None:
+    """aiohttp has no write timeout: ClientTimeout's fields bound connecting and reading only."""
+    assert "write" not in {f for f in dir(compat.ClientTimeout()) if not f.startswith("_")}
+    async with compat.ClientSession() as session:
+        async with session.post(server.url_for("/echo"), data=b"y" * 2**20) as resp:
+            assert len(await resp.read()) == 2**20
+
+
+async def test_a_per_request_timeout_overrides_the_clients_as_in_httpx(
+    server: TestServer, recorder: Recorder
+) -> None:
+    results: dict[str, tuple[type[BaseException], str]] = {}
+    for name, client in _clients(recorder, timeout=30, trust_env=False).items():
+        async with client:
+            with pytest.raises(httpx.TimeoutException) as info:
+                await client.get(server.url_for("/slow?delay=2"), timeout=httpx.Timeout(0.1))
+            fast = await client.get(server.url_for("/slow?delay=0.2"), timeout=5)
+            results[name] = (info.type, fast.text)
+    assert results["compat"] == results["httpx"] == (httpx.ReadTimeout, "slow")

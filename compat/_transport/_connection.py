@@ -35,6 +35,7 @@ from .._exceptions import (
     ClientPayloadError,
     ServerDisconnectedError,
     SocketTimeoutError,
+    WriteTimeoutError,
 )
 from .._models import HttpVersion, HttpVersion10, HttpVersion11
 from .._params import (
@@ -119,6 +120,7 @@ class Exchange:
         "version",
         "wakeup",
         "wants_no_body",
+        "write_timeout",
     )
 
     def __init__(
@@ -136,6 +138,7 @@ class Exchange:
         self.release_pending = False
         self.trace = trace
         self.read_timeout = read_timeout
+        self.write_timeout: float | None = None  # httpx's `write`: bounds each write
         self.wants_no_body = method == "HEAD"
         self.status = 0
         self.reason = b""
@@ -374,16 +377,16 @@ class HTTP11Connection:
     async def _write(self, exchange: Exchange, head: bytes, body: Body) -> None:
         trace = exchange.trace
         plan = trace.plan
-        stream = self.stream
+        send = _sender(self.stream, exchange.write_timeout)
         self._writing = True
         try:
             if body is None or isinstance(body, bytes):
                 if body and len(body) <= _COALESCE:
-                    await stream.send(head + body)
+                    await send(head + body)
                 else:
-                    await stream.send(head)
+                    await send(head)
                     if body:
-                        await stream.send(body)
+                        await send(body)
                 if plan.on_request_headers_sent:
                     await trace.send(
                         plan.on_request_headers_sent,
@@ -395,13 +398,16 @@ class HTTP11Connection:
                         TraceRequestChunkSentParams(trace.method, trace.url, body),
                     )
             else:
-                await stream.send(head)
+                await send(head)
                 if plan.on_request_headers_sent:
                     await trace.send(
                         plan.on_request_headers_sent,
                         TraceRequestHeadersSentParams(trace.method, trace.url, trace.headers),
                     )
-                await self._write_stream(exchange, body, chunked=b"chunked" in head.lower())
+                await self._write_stream(exchange, body, send, chunked=b"chunked" in head.lower())
+        except WriteTimeoutError:
+            self.broken = True  # part of a request went out: the connection cannot be reused
+            raise
         except OSError as exc:
             self.broken = True
             if not exchange.head_done:
@@ -417,11 +423,15 @@ class HTTP11Connection:
             await trace.send(plan.on_request_sent, RequestSentParams(trace.method, trace.url))
 
     async def _write_stream(
-        self, exchange: Exchange, body: AsyncIterable[bytes], *, chunked: bool
+        self,
+        exchange: Exchange,
+        body: AsyncIterable[bytes],
+        send: Callable[[bytes], Any],
+        *,
+        chunked: bool,
     ) -> None:
         trace = exchange.trace
         plan = trace.plan
-        send = self.stream.send
         iterator = body.__aiter__()
         try:
             async for chunk in iterator:
@@ -727,6 +737,20 @@ def _after_heads(data: bytes, heads: int) -> bytes:
             return b""
         pos = lf + 2 if crlf < 0 or 0 <= lf < crlf else crlf + 3
     return data[pos:]
+
+
+def _sender(stream: NetworkStream, timeout: float | None) -> Callable[[bytes], Any]:
+    """The stream's `send`, each call bounded by `timeout` if there is one (httpx's `write`)."""
+    if timeout is None:
+        return stream.send
+
+    async def send(data: bytes) -> None:
+        with anyio.move_on_after(timeout) as scope:
+            await stream.send(data)
+        if scope.cancelled_caught:
+            raise WriteTimeoutError(f"Timeout on writing data to socket ({timeout}s)")
+
+    return send
 
 
 def _new_parser(conn: HTTP11Connection) -> httptools.HttpResponseParser:

@@ -82,6 +82,7 @@ class Engine:
         connect_timeout: float | None = None,
         connect_budget: float | None = None,
         pool_timeout: float | None = None,
+        write_timeout: float | None = None,
         read_bufsize: int = 2**18,
         hold: bool = False,
         limits: Limits = DEFAULT_LIMITS,
@@ -114,6 +115,7 @@ class Engine:
             conn = await self._open(key, trace, connect_timeout)
         exchange = Exchange(method, trace, read_timeout, 2 * read_bufsize, limits)
         exchange.hold = hold
+        exchange.write_timeout = write_timeout
         try:
             if isinstance(conn, HTTP11Connection):
                 await conn.request(exchange, head, body)

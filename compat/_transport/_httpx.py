@@ -32,6 +32,7 @@ from .._tracing import NO_TRACE, RequestTrace
 from ._connection import Body, Exchange
 from ._engine import Engine
 from ._mocked import httpcore_mocked, httpx_class_patch, via_httpcore
+from ._opener import ServerName
 
 __all__ = ["EXCHANGE_EXTENSION", "TRACE_EXTENSION", "EnginePool", "EngineTransport"]
 
@@ -64,9 +65,13 @@ class EnginePool:
         timeouts: dict[str, float | None] = extensions.get("timeout", {})
         stream: Any = request.stream
         body: Body = b"".join(stream) if isinstance(stream, httpx.ByteStream) else stream
+        tls: Any = True
+        sni = extensions.get("sni_hostname")
+        if sni:
+            tls = ServerName(sni.decode("ascii") if isinstance(sni, bytes) else str(sni))
         try:
             exchange = await self.engine.send(
-                (scheme.decode("ascii"), url.host.decode("ascii"), port, True, None),
+                (scheme.decode("ascii"), url.host.decode("ascii"), port, tls, None),
                 request.method.decode("ascii", "replace"),
                 url.target.decode("ascii"),
                 list(request.headers),
@@ -75,6 +80,7 @@ class EnginePool:
                 read_timeout=timeouts.get("read"),
                 connect_timeout=timeouts.get("connect"),
                 pool_timeout=timeouts.get("pool"),
+                write_timeout=timeouts.get("write"),
                 hold=True,  # httpx's pool counts a response as using its connection until closed
             )
         except Exception as exc:

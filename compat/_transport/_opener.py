@@ -50,7 +50,7 @@ from ._connection import Exchange, HTTP11Connection, request_head
 from ._decoders import ACCEPT_ENCODING
 from ._dns import Address, Resolver
 
-__all__ = ["Opener", "Proxy", "Route", "default_ssl_context"]
+__all__ = ["Opener", "Proxy", "Route", "ServerName", "default_ssl_context"]
 
 _CREATE_START = TraceConnectionCreateStartParams()
 _CREATE_END = TraceConnectionCreateEndParams()
@@ -64,6 +64,15 @@ class Proxy:
     url: URL
     authorization: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerName:
+    """A TLS choice (as `Route`'s `ssl`) with another name for SNI and the certificate check
+    than the URL's host: httpx's `sni_hostname` extension. Part of the pool key with it."""
+
+    name: str
+    ssl: Any = True
 
 
 Route = tuple[str, str, int, Any, "Proxy | None"]
@@ -281,10 +290,13 @@ class Opener:
     ) -> NetworkStream:
         plan = trace.plan
         host = key.host
+        choice, server_name = key.ssl, host
+        if isinstance(choice, ServerName) and context is None:  # not for TLS to a proxy
+            choice, server_name = choice.ssl, choice.name
         if plan.on_tls_handshake_start:
             await trace.send(plan.on_tls_handshake_start, TlsHandshakeStartParams(host=host))
         try:
-            stream = await stream.start_tls(context or self._context(key.ssl), host, timeout)
+            stream = await stream.start_tls(context or self._context(choice), server_name, timeout)
         except ssl.CertificateError as exc:
             raise ClientConnectorCertificateError(key, exc) from exc
         except ssl.SSLError as exc:
