@@ -365,19 +365,19 @@ async def test_an_open_response_holds_its_connection_even_once_its_body_has_arri
     assert outcomes[1] == outcomes[0] == "PoolTimeout"
 
 
-@pytest.mark.parametrize("keepalive", [1, None])
+@pytest.mark.parametrize(("concurrent", "keepalive"), [(3, 1), (3, None), (30, 5)])
 async def test_max_keepalive_connections_closes_the_extra_idle_ones(
-    own_server: ObservingServer, recorder: Recorder, keepalive: int | None
+    own_server: ObservingServer, recorder: Recorder, concurrent: int, keepalive: int | None
 ) -> None:
-    expected_open = 1 if keepalive else 3
+    expected_open = keepalive or concurrent
     for make in (httpx.AsyncClient, _traced(recorder)):
         own_server.reset_stats()
-        limits = httpx.Limits(max_connections=10, max_keepalive_connections=keepalive)
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=keepalive)
         async with make(limits=limits) as client:
             async with anyio.create_task_group() as tg:
-                for _ in range(3):
-                    tg.start_soon(client.get, own_server.url_for("/slow?delay=0.15"))
-            assert own_server.stats.connections == 3
+                for _ in range(concurrent):
+                    tg.start_soon(client.get, own_server.url_for("/slow?delay=0.3"))
+            assert own_server.stats.connections == concurrent
             await _eventually(lambda: own_server.stats.open_connections <= expected_open, 1)
             await anyio.sleep(0.05)
             assert own_server.stats.open_connections == expected_open, make
