@@ -34,11 +34,18 @@ from yarl import URL
 
 from ._connector import TCPConnector
 from ._exceptions import ConnectionKey
-from ._models import RequestInfo
+from ._models import BasicAuth, RequestInfo
 from ._response import ClientResponse, body_progress
 from ._tracing import RequestTrace, Tracer
 from ._transport._connection import Exchange
-from ._transport._httpx import EXCHANGE_EXTENSION, TRACE_EXTENSION, EnginePool, EngineTransport
+from ._transport._httpx import (
+    EXCHANGE_EXTENSION,
+    PROXY_EXTENSION,
+    TRACE_EXTENSION,
+    EnginePool,
+    EngineTransport,
+)
+from ._transport._opener import Proxy
 
 __all__ = ["TracedTransport", "traced_client"]
 
@@ -87,14 +94,13 @@ class TracedTransport(EngineTransport):
         http1: bool = True,
         http2: bool = False,
         limits: httpx.Limits = _DEFAULT_LIMITS,
-        proxy: Any = None,
+        proxy: str | httpx.URL | httpx.Proxy | None = None,
         uds: str | None = None,
         local_address: str | None = None,
         retries: int = 0,
         socket_options: Any = None,
+        env_proxies: bool = False,
     ) -> None:
-        if proxy is not None:
-            raise _refuse("proxies", "proxy= is not built yet")
         if uds is not None:
             raise _refuse("Unix sockets", "uds= is not built yet")
         if retries:
@@ -132,7 +138,10 @@ class TracedTransport(EngineTransport):
         self.connector = connector
         self._connector_owner = connector_owner
         self._traced = _TracedPool(
-            EnginePool(connector._engine), Tracer(self, tuple(trace_configs))
+            EnginePool(connector._engine),
+            Tracer(self, tuple(trace_configs)),
+            _proxy(proxy),
+            _EnvProxies() if env_proxies and proxy is None else None,
         )
         super().__init__(self._traced)
 
@@ -162,13 +171,23 @@ class TracedTransport(EngineTransport):
 
 
 class _TracedPool:
-    """The request-level signals around the engine, at httpcore's pool interface."""
+    """The request-level signals around the engine, at httpcore's pool interface; and the
+    proxy each request goes through."""
 
-    def __init__(self, engine: EnginePool, tracer: Tracer) -> None:
+    def __init__(
+        self, engine: EnginePool, tracer: Tracer, proxy: Proxy | None, env: _EnvProxies | None
+    ) -> None:
         self._engine = engine
         self.tracer = tracer
+        self._proxy = proxy
+        self._env = env if env else None
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        proxy = self._proxy
+        if self._env is not None:
+            proxy = self._env.for_url(request.url)
+        if proxy is not None:
+            request.extensions[PROXY_EXTENSION] = proxy
         tracer = self.tracer
         if not tracer.configs:
             return await self._engine.handle_async_request(request)
@@ -221,6 +240,59 @@ class _TracedPool:
 
     async def __aexit__(self, *exc_info: object) -> None:
         """See `aclose`."""
+
+
+def _proxy(proxy: str | httpx.URL | httpx.Proxy | None) -> Proxy | None:
+    """httpx's `proxy=` as the engine's `Proxy`: http:// proxies (forwarding, and CONNECT
+    tunnels for https://); https:// proxies as ClientSession takes them; SOCKS refused."""
+    if proxy is None:
+        return None
+    if not isinstance(proxy, httpx.Proxy):
+        proxy = httpx.Proxy(proxy)
+    if proxy.url.scheme not in ("http", "https"):
+        raise _refuse(f"{proxy.url.scheme} proxies", "use an http:// or https:// proxy")
+    if proxy.ssl_context is not None:
+        raise _refuse("httpx.Proxy(ssl_context=…)", "TLS settings for the proxy are not built")
+    auth = proxy.auth
+    return Proxy(
+        URL(str(proxy.url)),
+        None if auth is None else BasicAuth(auth[0], auth[1]).encode(),
+        tuple(proxy.headers.items()),
+    )
+
+
+class _EnvProxies:
+    """The environment's proxies as `httpx.AsyncClient(trust_env=True)` reads them, once, at
+    construction: HTTP_PROXY / HTTPS_PROXY, else ALL_PROXY, unless NO_PROXY names the host."""
+
+    def __init__(self) -> None:
+        self._env = urllib.request.getproxies()
+        self._by_scheme: dict[bytes, Proxy | None] = {}
+        for scheme in ("http", "https"):
+            value = self._env.get(scheme) or self._env.get("all")
+            self._by_scheme[scheme.encode()] = (
+                _proxy(value if "://" in value else f"http://{value}") if value else None
+            )
+
+    def __bool__(self) -> bool:
+        return any(self._by_scheme.values())
+
+    def for_url(self, url: httpcore.URL) -> Proxy | None:
+        proxy = self._by_scheme.get(url.scheme)
+        if proxy is None or self._bypassed(url.host.decode("ascii").lower()):
+            return None
+        return proxy
+
+    def _bypassed(self, host: str) -> bool:
+        """NO_PROXY as httpx reads it: `*`, exact IPs and `localhost`, else a domain and its
+        subdomains (a scheme in an entry is ignored here)."""
+        for entry in self._env.get("no", "").split(","):
+            name = entry.strip().lower().split("://")[-1].strip("[]")
+            if name == "*":
+                return True
+            if name and (host == name or host.endswith("." + name.lstrip("."))):
+                return True
+        return False
 
 
 def _yarl_url(url: httpcore.URL) -> URL:
@@ -294,20 +366,22 @@ def traced_client(
     """An `httpx.AsyncClient` over a `TracedTransport`; handlers receive the client.
 
     httpx's transport arguments (`verify`, `cert`, `limits`, `http2`, `proxy`, ...) go to the
-    transport, which honours or refuses each; `mounts=` and `transport=` are refused (they
-    would route requests around the tracing)."""
-    for name in ("transport", "mounts"):
-        if name in client_kwargs:
-            raise _refuse(f"{name}=", "it would route requests around the tracing")
-    trust_env = client_kwargs.get("trust_env", True)
-    if trust_env and "proxy" not in client_kwargs:
-        proxies = {k: v for k, v in urllib.request.getproxies().items() if k != "no"}
-        if proxies:
+    transport, which honours or refuses each. With `trust_env` (httpx's default) and no
+    `proxy=`, requests go through the environment's proxies (HTTP(S)_PROXY, NO_PROXY) as
+    `ClientSession(trust_env=True)` routes them. `mounts=` takes `compat.TracedTransport`s (a
+    proxy per pattern) and None; another transport, like `transport=`, is refused: it would
+    route requests around the tracing."""
+    if "transport" in client_kwargs:
+        raise _refuse("transport=", "it would route requests around the tracing")
+    mounts: dict[str, Any] = client_kwargs.get("mounts") or {}
+    for pattern, mounted in mounts.items():
+        if mounted is not None and not isinstance(mounted, TracedTransport):
             raise _refuse(
-                "proxies",
-                f"the environment sets a proxy for {sorted(proxies)}; pass trust_env=False "
-                "to connect directly",
+                f"mounts={{{pattern!r}: {type(mounted).__name__}(…)}}",
+                "it would route requests around the tracing; mount "
+                "compat.TracedTransport(proxy=…, trace_configs=…) there instead",
             )
+    trust_env = client_kwargs.get("trust_env", True)
     transport_kwargs = {
         name: client_kwargs.pop(name)
         for name in ("verify", "cert", "http1", "http2", "limits", "proxy")
@@ -318,8 +392,11 @@ def traced_client(
         connector=connector,
         connector_owner=connector_owner,
         trust_env=trust_env,
+        env_proxies=trust_env,
         **transport_kwargs,
     )
     client = httpx.AsyncClient(transport=transport, **client_kwargs)
-    transport.bind(client)
+    for traced in (transport, *mounts.values()):
+        if isinstance(traced, TracedTransport):
+            traced.bind(client)
     return client

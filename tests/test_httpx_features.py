@@ -22,6 +22,7 @@ import trustme
 import compat
 
 from .conftest import Recorder
+from .proxy_server import ProxyServer
 from .server import TestServer
 
 pytestmark = pytest.mark.anyio
@@ -230,3 +231,95 @@ async def test_a_per_request_timeout_overrides_the_clients_as_in_httpx(
             fast = await client.get(server.url_for("/slow?delay=0.2"), timeout=5)
             results[name] = (info.type, fast.text)
     assert results["compat"] == results["httpx"] == (httpx.ReadTimeout, "slow")
+
+
+# --- proxies on traced_client, as on bare httpx ---
+
+
+@pytest.fixture
+def proxy() -> Iterator[ProxyServer]:
+    srv = ProxyServer().start()
+    yield srv
+    srv.stop()
+
+
+def _seen(proxy: ProxyServer) -> list[tuple[str, str, str | None]]:
+    heads = [(h.method, h.target, h.header("proxy-authorization")) for h in proxy.heads]
+    proxy.reset()
+    return heads
+
+
+async def test_proxy_forwards_http_and_tunnels_https_as_httpx_does(
+    proxy: ProxyServer,
+    server: TestServer,
+    tls_server: TestServer,
+    client_ssl: ssl.SSLContext,
+    recorder: Recorder,
+) -> None:
+    proxy_url = proxy.url.replace("http://", "http://user:secret@")
+    seen: dict[str, list[Any]] = {}
+    for name, client in _clients(recorder, proxy=proxy_url, verify=client_ssl).items():
+        async with client:
+            plain = await client.get(server.url_for("/ok?x=1"))
+            tunnelled = await client.get(tls_server.url_for("/ok"))
+            seen[name] = [plain.text, tunnelled.text, *_seen(proxy)]
+    assert seen["compat"] == seen["httpx"]
+    auth = "Basic dXNlcjpzZWNyZXQ="
+    assert seen["compat"] == [
+        "ok",
+        "ok",
+        ("GET", server.url_for("/ok?x=1"), auth),
+        ("CONNECT", tls_server.url_for("/").removeprefix("https://").rstrip("/"), auth),
+    ]
+    # traced as ClientSession traces a proxied request: the proxy connection is created
+    names = ["request_start", "connection_create_start", "connection_create_end"]
+    names += ["request_headers_sent", "request_end"]
+    assert recorder.per_request() == [names, names]
+
+
+async def test_environment_proxies_and_no_proxy_as_httpx_does(
+    proxy: ProxyServer,
+    server: TestServer,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Read when the client is made, as httpx does (ClientSession re-reads them per hop)."""
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    outcomes: dict[str, list[Any]] = {}
+    for name in ("httpx", "compat"):
+        outcomes[name] = []
+        for no_proxy in ("", "127.0.0.1"):
+            monkeypatch.setenv("NO_PROXY", no_proxy)
+            async with _clients(recorder)[name] as client:
+                monkeypatch.delenv("NO_PROXY")
+                await client.get(server.url_for("/ok"))
+                outcomes[name].append(_seen(proxy))
+    assert outcomes["compat"] == outcomes["httpx"]
+    assert outcomes["compat"] == [[("GET", server.url_for("/ok"), None)], []]
+
+
+async def test_mounted_traced_transports_route_per_pattern_as_httpx_mounts_do(
+    proxy: ProxyServer, server: TestServer, recorder: Recorder
+) -> None:
+    plain = httpx.AsyncClient(
+        mounts={"http://": httpx.AsyncHTTPTransport(proxy=proxy.url)}, trust_env=False
+    )
+    traced = compat.traced_client(
+        mounts={
+            "http://": compat.TracedTransport(proxy=proxy.url, trace_configs=[recorder.config])
+        },
+        trust_env=False,
+    )
+    seen = []
+    for client in (plain, traced):
+        async with client:
+            assert (await client.get(server.url_for("/ok"))).text == "ok"
+        seen.append(_seen(proxy))
+    assert seen[0] == seen[1] == [("GET", server.url_for("/ok"), None)]
+    assert recorder.names()[0] == "request_start" and recorder.names()[-1] == "request_end"
+    assert recorder.sessions[0] is traced  # bound to the client, as the main transport is
+
+
+async def test_a_foreign_transport_in_mounts_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"mounts=.*AsyncHTTPTransport.*TracedTransport"):
+        compat.traced_client(mounts={"https://": httpx.AsyncHTTPTransport(proxy="http://p:1")})

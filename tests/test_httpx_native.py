@@ -419,7 +419,7 @@ async def test_local_address(own_server: ObservingServer) -> None:
 
 REFUSED: list[tuple[str, Callable[[], object], str]] = [
     ("traced_client http1", lambda: compat.traced_client(http1=False), "http1"),
-    ("traced_client proxy", lambda: compat.traced_client(proxy="http://127.0.0.1:9"), "proxy"),
+    ("traced_client socks", lambda: compat.traced_client(proxy="socks5://127.0.0.1:9"), "socks5"),
     (
         "traced_client mounts",
         lambda: compat.traced_client(mounts={"http://": httpx.AsyncHTTPTransport()}),
@@ -430,7 +430,13 @@ REFUSED: list[tuple[str, Callable[[], object], str]] = [
         lambda: compat.traced_client(transport=httpx.AsyncHTTPTransport()),
         "transport",
     ),
-    ("TracedTransport proxy", lambda: compat.TracedTransport(proxy="http://127.0.0.1:9"), "proxy"),
+    (
+        "TracedTransport proxy ssl_context",
+        lambda: compat.TracedTransport(
+            proxy=httpx.Proxy("https://127.0.0.1:9", ssl_context=ssl.create_default_context())
+        ),
+        "ssl_context",
+    ),
     ("TracedTransport uds", lambda: compat.TracedTransport(uds="/tmp/compat.sock"), "uds"),
     ("TracedTransport retries", lambda: compat.TracedTransport(retries=1), "retries"),
     (
@@ -451,13 +457,20 @@ async def test_unsupported_arguments_are_refused_at_construction(
         make()
 
 
-@pytest.mark.parametrize("variable", ["HTTP_PROXY", "https_proxy", "ALL_PROXY"])
-async def test_a_proxy_in_the_environment_is_refused_unless_trust_env_is_false(
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+async def test_a_proxy_in_the_environment_is_used_unless_trust_env_is_false(
     server: TestServer, monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
+    """As httpx.AsyncClient: trust_env routes through the environment's (here unreachable)
+    proxy; trust_env=False connects directly. (It was refused before proxies were built.)"""
     monkeypatch.setenv(variable, "http://127.0.0.1:9")
-    with pytest.raises(ValueError, match="trust_env"):
-        compat.traced_client()
+    errors = []
+    for client in (httpx.AsyncClient(), compat.traced_client()):
+        async with client:
+            with pytest.raises(httpx.ConnectError) as info:
+                await client.get(server.url_for("/ok"))
+            errors.append(info.type)
+    assert errors == [httpx.ConnectError, httpx.ConnectError]
     async with compat.traced_client(trust_env=False) as client:
         assert (await client.get(server.url_for("/ok"))).text == "ok"
 

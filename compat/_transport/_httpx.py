@@ -32,12 +32,21 @@ from .._tracing import NO_TRACE, RequestTrace
 from ._connection import Body, Exchange
 from ._engine import Engine
 from ._mocked import httpcore_mocked, httpx_class_patch, via_httpcore
-from ._opener import ServerName
+from ._opener import Proxy, ServerName
 
-__all__ = ["EXCHANGE_EXTENSION", "TRACE_EXTENSION", "EnginePool", "EngineTransport"]
+__all__ = [
+    "EXCHANGE_EXTENSION",
+    "PROXY_EXTENSION",
+    "TRACE_EXTENSION",
+    "EnginePool",
+    "EngineTransport",
+]
 
 TRACE_EXTENSION = "compat.trace"
 """Request extension carrying the request's `RequestTrace` to the engine."""
+
+PROXY_EXTENSION = "compat.proxy"
+"""Request extension: the `Proxy` the request goes through (absent: none)."""
 
 EXCHANGE_EXTENSION = "compat.exchange"
 """Response extension: the engine's `Exchange` behind a response."""
@@ -69,12 +78,20 @@ class EnginePool:
         sni = extensions.get("sni_hostname")
         if sni:
             tls = ServerName(sni.decode("ascii") if isinstance(sni, bytes) else str(sni))
+        target = url.target.decode("ascii")
+        headers = list(request.headers)
+        proxy: Proxy | None = extensions.get(PROXY_EXTENSION)
+        if proxy is not None and scheme == b"http":
+            target = _absolute(url, target)  # to a forwarding proxy, with its headers
+            headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in proxy.headers)
+            if proxy.authorization is not None:
+                headers.append((b"Proxy-Authorization", proxy.authorization.encode("latin-1")))
         try:
             exchange = await self.engine.send(
-                (scheme.decode("ascii"), url.host.decode("ascii"), port, tls, None),
+                (scheme.decode("ascii"), url.host.decode("ascii"), port, tls, proxy),
                 request.method.decode("ascii", "replace"),
-                url.target.decode("ascii"),
-                list(request.headers),
+                target,
+                headers,
                 body,
                 trace,
                 read_timeout=timeouts.get("read"),
@@ -108,6 +125,14 @@ class EnginePool:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _absolute(url: httpcore.URL, target: str) -> str:
+    host = url.host.decode("ascii")
+    authority = f"[{host}]" if ":" in host else host
+    if url.port is not None:
+        authority = f"{authority}:{url.port}"
+    return f"{url.scheme.decode('ascii')}://{authority}{target}"
 
 
 class CorePool(Protocol):
