@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import httpcore
 import httpx
 import pytest
 import trustme
@@ -323,3 +324,93 @@ async def test_mounted_traced_transports_route_per_pattern_as_httpx_mounts_do(
 async def test_a_foreign_transport_in_mounts_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match=r"mounts=.*AsyncHTTPTransport.*TracedTransport"):
         compat.traced_client(mounts={"https://": httpx.AsyncHTTPTransport(proxy="http://p:1")})
+
+
+# --- httpx's `trace` extension: httpcore's events, names, order and info keys ---
+
+
+class Events:
+    """A `trace` callback recording (event name, sorted info keys) and the infos."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, list[str]]] = []
+        self.infos: list[dict[str, Any]] = []
+
+    async def __call__(self, name: str, info: dict[str, Any]) -> None:
+        self.seen.append((name, sorted(info)))
+        self.infos.append(info)
+
+    def info(self, name: str) -> dict[str, Any]:
+        return next(i for (n, _), i in zip(self.seen, self.infos, strict=True) if n == name)
+
+
+async def _traced_calls(client: httpx.AsyncClient, urls: list[str]) -> Events:
+    events = Events()
+    async with client:
+        for url in urls:
+            try:
+                response = await client.post(url, content=b"abc", extensions={"trace": events})
+                assert response.status_code == 200
+            except httpx.ConnectError:
+                pass
+    return events
+
+
+async def test_trace_extension_events_match_httpx_over_http_and_https(
+    server: TestServer, tls_server: TestServer, client_ssl: ssl.SSLContext, recorder: Recorder
+) -> None:
+    urls = [
+        server.url_for("/echo"),
+        server.url_for("/echo"),  # reused: no connection events
+        tls_server.url_for("/echo"),
+        "http://127.0.0.1:9/",  # refused: connect_tcp.failed
+    ]
+    got = {
+        name: await _traced_calls(client, urls)
+        for name, client in _clients(recorder, verify=client_ssl, trust_env=False).items()
+    }
+    assert got["compat"].seen == got["httpx"].seen
+    names = [n for n, _ in got["compat"].seen]
+    assert names.count("connection.start_tls.complete") == 1
+    assert names[-1] == "connection.connect_tcp.failed"
+    for events in got.values():
+        start = events.info("connection.connect_tcp.started")
+        assert (start["host"], start["port"]) == ("127.0.0.1", server.port)
+        head = events.info("http11.receive_response_headers.complete")["return_value"]
+        assert (head[0], head[1]) == (b"HTTP/1.1", 200)
+        assert isinstance(
+            events.info("http11.send_request_headers.started")["request"], httpcore.Request
+        )
+    assert recorder.params("request_headers_sent")  # our signals still fire alongside
+
+
+async def test_trace_extension_events_match_httpx_over_http2(
+    ca: trustme.CA, client_ssl: ssl.SSLContext, recorder: Recorder
+) -> None:
+    from .h2_server import HypercornServer
+
+    with HypercornServer(ca) as hyper:
+        urls = [hyper.url("/echo"), hyper.url("/echo")]
+        got = {
+            name: await _traced_calls(client, urls)
+            for name, client in _clients(
+                recorder, verify=client_ssl, http2=True, trust_env=False
+            ).items()
+        }
+    assert got["compat"].seen == got["httpx"].seen
+    names = [n for n, _ in got["compat"].seen]
+    assert "http2.send_connection_init.started" in names
+    assert names.count("http2.response_closed.complete") == 2
+    for events in got.values():
+        assert events.info("http2.receive_response_headers.complete")["return_value"][0] == 200
+
+
+async def test_trace_extension_through_a_proxy_matches_httpx(
+    proxy: ProxyServer, server: TestServer, recorder: Recorder
+) -> None:
+    got = {
+        name: await _traced_calls(client, [server.url_for("/echo")])
+        for name, client in _clients(recorder, proxy=proxy.url, trust_env=False).items()
+    }
+    assert got["compat"].seen == got["httpx"].seen
+    assert got["compat"].info("connection.connect_tcp.started")["port"] == proxy.port

@@ -33,6 +33,7 @@ from ._connection import Body, Exchange
 from ._engine import Engine
 from ._mocked import httpcore_mocked, httpx_class_patch, via_httpcore
 from ._opener import Proxy, ServerName
+from ._trace_events import HttpcoreEvents, with_events
 
 __all__ = [
     "EXCHANGE_EXTENSION",
@@ -86,9 +87,17 @@ class EnginePool:
             headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in proxy.headers)
             if proxy.authorization is not None:
                 headers.append((b"Proxy-Authorization", proxy.authorization.encode("latin-1")))
+        host = url.host.decode("ascii")
+        events: HttpcoreEvents | None = None
+        callback = extensions.get("trace")
+        if callback is not None:  # httpx's own tracing: httpcore's events, from our signals
+            address = (host, port) if proxy is None else _address(proxy)
+            name = tls.name if isinstance(tls, ServerName) else host
+            events = HttpcoreEvents(callback, request, address, name, timeouts.get("connect"))
+            trace = with_events(trace, events)
         try:
             exchange = await self.engine.send(
-                (scheme.decode("ascii"), url.host.decode("ascii"), port, tls, proxy),
+                (scheme.decode("ascii"), host, port, tls, proxy),
                 request.method.decode("ascii", "replace"),
                 target,
                 headers,
@@ -102,13 +111,23 @@ class EnginePool:
             )
         except Exception as exc:
             mapped = to_httpx_error(exc)
+            if events is not None:
+                await events.failed(mapped)
             if mapped is exc:
                 raise
             raise mapped from exc
+        if events is not None:
+            try:
+                await events.head_received(
+                    exchange.version, exchange.status, exchange.reason, exchange.raw_headers
+                )
+            except BaseException:
+                exchange.close()
+                raise
         return httpcore.Response(
             status=exchange.status,
             headers=exchange.raw_headers,
-            content=_ExchangeStream(exchange),
+            content=_ExchangeStream(exchange, events),
             extensions={
                 "http_version": _http_version(exchange.version),
                 "reason_phrase": exchange.reason,
@@ -125,6 +144,10 @@ class EnginePool:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _address(proxy: Proxy) -> tuple[str, int]:
+    return (proxy.url.raw_host or "", proxy.url.port or 80)
 
 
 def _absolute(url: httpcore.URL, target: str) -> str:
@@ -230,24 +253,35 @@ class _Relay(httpx.AsyncHTTPTransport):
 class _ExchangeStream:
     """The response body as it came off the wire (httpx decodes it above the transport)."""
 
-    __slots__ = ("_exchange",)
+    __slots__ = ("_events", "_exchange")
 
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, events: HttpcoreEvents | None = None) -> None:
         self._exchange = exchange
+        self._events = events
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         read = self._exchange.read
+        events = self._events
         try:
+            if events is not None:
+                await events.body_started()
             while chunk := await read(65536):
                 yield chunk
+            if events is not None:
+                await events.body_complete()
         except Exception as exc:
             mapped = to_httpx_error(exc)
+            if events is not None:
+                await events.failed(mapped)
             if mapped is exc:
                 raise
             raise mapped from exc
 
     async def aclose(self) -> None:
         self._exchange.close()
+        events, self._events = self._events, None
+        if events is not None:
+            await events.closed()
 
 
 class NetworkStreamInfo:
