@@ -80,7 +80,9 @@ class TracedTransport(EngineTransport):
 
     Takes `httpx.AsyncHTTPTransport`'s arguments, or a ready `connector` (whose own settings
     then apply: passing both is refused). The transport closes a connector it made, and one
-    passed in unless `connector_owner=False`, as `ClientSession` does."""
+    passed in unless `connector_owner=False`, as `ClientSession` does. `env_proxies=True`
+    (set by `traced_client` from `trust_env`) routes through the environment's proxies when
+    `proxy` is not given, as `httpx.AsyncClient` does; httpx's own transport never reads them."""
 
     def __init__(
         self,
