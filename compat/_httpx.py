@@ -245,8 +245,8 @@ class _TracedPool:
 
 
 def _proxy(proxy: str | httpx.URL | httpx.Proxy | None) -> Proxy | None:
-    """httpx's `proxy=` as the engine's `Proxy`: http:// proxies (forwarding, and CONNECT
-    tunnels for https://); https:// proxies as ClientSession takes them; SOCKS refused."""
+    """httpx's `proxy=` as the engine's `Proxy`: http:// and https:// proxies (forwarding for
+    http:// targets, CONNECT tunnels for https://), as ClientSession takes them; SOCKS refused."""
     if proxy is None:
         return None
     if not isinstance(proxy, httpx.Proxy):
@@ -254,7 +254,10 @@ def _proxy(proxy: str | httpx.URL | httpx.Proxy | None) -> Proxy | None:
     if proxy.url.scheme not in ("http", "https"):
         raise _refuse(f"{proxy.url.scheme} proxies", "use an http:// or https:// proxy")
     if proxy.ssl_context is not None:
-        raise _refuse("httpx.Proxy(ssl_context=…)", "TLS settings for the proxy are not built")
+        raise _refuse(
+            "httpx.Proxy(ssl_context=…)",
+            "TLS to an https proxy is verified with the transport's verify= settings",
+        )
     auth = proxy.auth
     return Proxy(
         URL(str(proxy.url)),

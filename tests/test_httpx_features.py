@@ -414,3 +414,42 @@ async def test_trace_extension_through_a_proxy_matches_httpx(
     }
     assert got["compat"].seen == got["httpx"].seen
     assert got["compat"].info("connection.connect_tcp.started")["port"] == proxy.port
+
+
+@pytest.fixture
+def tls_proxy(ca: trustme.CA) -> Iterator[ProxyServer]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    srv = ProxyServer(context).start()
+    yield srv
+    srv.stop()
+
+
+async def test_an_https_proxy_is_reached_over_tls_as_httpx_does(
+    tls_proxy: ProxyServer,
+    server: TestServer,
+    tls_server: TestServer,
+    client_ssl: ssl.SSLContext,
+    recorder: Recorder,
+) -> None:
+    """TLS to the proxy (the opener's, issue 19), verified with the transport's `verify`;
+    httpx verifies it with `httpx.Proxy(ssl_context=…)`, given the same CA here."""
+    proxy_url = tls_proxy.url.replace("https://", "https://user:secret@")
+    clients = {
+        "httpx": httpx.AsyncClient(
+            proxy=httpx.Proxy(proxy_url, ssl_context=client_ssl), verify=client_ssl
+        ),
+        "compat": compat.traced_client(
+            trace_configs=[recorder.config], proxy=proxy_url, verify=client_ssl
+        ),
+    }
+    seen: dict[str, list[Any]] = {}
+    for name, client in clients.items():
+        async with client:
+            plain = await client.get(server.url_for("/ok"))
+            tunnelled = await client.get(tls_server.url_for("/ok"))
+            seen[name] = [plain.text, tunnelled.text, *_seen(tls_proxy)]
+    assert seen["compat"] == seen["httpx"]
+    assert [s[0] for s in seen["compat"][2:]] == ["GET", "CONNECT"]
+    hosts = [p.host for p in recorder.params("tls_handshake_end")]
+    assert hosts == ["127.0.0.1", "127.0.0.1", "127.0.0.1"]  # proxy, proxy, target in the tunnel
