@@ -119,7 +119,10 @@ class EnginePool:
         if events is not None:
             try:
                 await events.head_received(
-                    exchange.version, exchange.status, exchange.reason, exchange.raw_headers
+                    _http_version(exchange.version),
+                    exchange.status,
+                    exchange.reason,
+                    exchange.raw_headers,
                 )
             except BaseException:
                 exchange.close()

@@ -110,7 +110,7 @@ class HttpcoreEvents:
     # --- from the transport, with the response ---
 
     async def head_received(
-        self, version: str, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
+        self, version: bytes, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
     ) -> None:
         await self.request_sent(None)
         if self.prefix == "http2":
@@ -119,7 +119,7 @@ class HttpcoreEvents:
                 await self._emit("http2.receive_remote_settings.complete", {"return_value": None})
             await self._complete((status, headers))
         else:
-            await self._complete((b"HTTP/" + version.encode(), status, reason, headers, b""))
+            await self._complete((version, status, reason, headers, b""))
 
     async def body_started(self) -> None:
         await self._start(f"{self.prefix}.receive_response_body", self._kwargs())
