@@ -36,6 +36,7 @@ from ._exceptions import (
     SocketTimeoutError,
     TooManyRedirects,
 )
+from ._formdata import FormData
 from ._httpx import TracedTransport, traced_client
 from ._models import (
     BasicAuth,
@@ -46,6 +47,7 @@ from ._models import (
     HttpVersion11,
     RequestInfo,
 )
+from ._multipart import MultipartWriter
 from ._params import (
     ConnectionEstablishedParams,
     RequestSentParams,
@@ -70,7 +72,21 @@ from ._params import (
     TraceRequestStartParams,
     TraceResponseChunkReceivedParams,
 )
-from ._payload import FormData
+from ._payload import (
+    PAYLOAD_REGISTRY,
+    AsyncIterablePayload,
+    BufferedReaderPayload,
+    BytesIOPayload,
+    BytesPayload,
+    IOBasePayload,
+    JsonPayload,
+    Payload,
+    StringIOPayload,
+    StringPayload,
+    TextIOPayload,
+    get_payload,
+    payload_type,
+)
 from ._response import ClientResponse, StreamReader
 from ._session import ClientSession
 from ._signals import Signal
@@ -81,8 +97,13 @@ from ._transport._pool import HostStats, PoolStats
 __version__ = "0.1.0"
 
 __all__ = [
+    "PAYLOAD_REGISTRY",
+    "AsyncIterablePayload",
     "AsyncResolver",
     "BasicAuth",
+    "BufferedReaderPayload",
+    "BytesIOPayload",
+    "BytesPayload",
     "ClientConnectionError",
     "ClientConnectionResetError",
     "ClientConnectorCertificateError",
@@ -111,11 +132,15 @@ __all__ = [
     "HttpVersion",
     "HttpVersion10",
     "HttpVersion11",
+    "IOBasePayload",
     "InvalidURL",
     "InvalidUrlClientError",
     "InvalidUrlRedirectClientError",
+    "JsonPayload",
+    "MultipartWriter",
     "NonHttpUrlClientError",
     "NonHttpUrlRedirectClientError",
+    "Payload",
     "PoolStats",
     "RedirectClientError",
     "RequestInfo",
@@ -129,7 +154,10 @@ __all__ = [
     "Signal",
     "SocketTimeoutError",
     "StreamReader",
+    "StringIOPayload",
+    "StringPayload",
     "TCPConnector",
+    "TextIOPayload",
     "ThreadedResolver",
     "TlsHandshakeEndParams",
     "TlsHandshakeStartParams",
@@ -155,5 +183,7 @@ __all__ = [
     "UnixConnector",
     "__version__",
     "abc",
+    "get_payload",
+    "payload_type",
     "traced_client",
 ]

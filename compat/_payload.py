@@ -1,51 +1,71 @@
-"""Request bodies as aiohttp builds them: `data=` / `json=` turned into what the engine writes.
+"""Request bodies: aiohttp's public payload classes, its type registry, and `make_body`.
 
-`make_body(data, json)` gives a `Body`: the content (bytes, written in one piece, or a `Payload`,
-written one piece per item it yields), the Content-Type aiohttp would set and the size
-(Content-Length; None means the body goes out with `Transfer-Encoding: chunked`). Each kind is
-checked against aiohttp 3.14.5 on the wire (tests/test_payload.py):
+Two faces, one object. Client code sees aiohttp's API (`Payload.headers`, `size`, `write(writer)`,
+`as_bytes()`, `@payload_type` for custom types). The session sees an async iterable of pieces:
+the engine writes each item the payload yields and fires one `on_request_chunk_sent` per item,
+so a piece here is exactly one `writer.write()` call in aiohttp. Every built-in class produces its
+pieces natively (`_chunks`); a user subclass that only overrides `write()` is run once against a
+collecting writer and its writes are replayed as pieces.
 
-- bytes / bytearray / memoryview: `application/octet-stream`, one piece; str (and `io.StringIO`,
-  read whole): `text/plain; charset=utf-8`, one piece; `json=`: `application/json`, one piece;
-- a dict, a list of pairs, a MultiDict: urlencoded, one piece, unless a value is a file (then
-  multipart, as aiohttp's `FormData`);
-- `io.BytesIO` and files (binary or text): Content-Length from where the stream stands, pieces
-  of 262144 bytes (files read in a worker thread); the Content-Type is guessed from the file's
-  name (`text/plain; charset=utf-8` for text files);
-- async iterables: no size (chunked), `application/octet-stream`, one piece per item, and only
-  one pass;
-- `FormData`: urlencoded without files, else `multipart/form-data; boundary=<32 hex>` with a
-  Content-Length (unless a part has no size), one piece per part element.
+`make_body(data, json)` turns `data=` / `json=` into a `Body`: in-memory payloads become their
+bytes (one piece, no object to iterate), everything else stays a payload. Facts checked against
+aiohttp 3.14.5 on the wire (tests/test_payload.py):
 
-Closing, as aiohttp: when the request is over (answered, failed or given up), the session awaits
-`payload.aclose()`, which closes the files the body reads (the caller's own file objects
-included, as aiohttp does; `io.BytesIO` is left open). A multipart `FormData` keeps its built
-body, so using it again after that fails as in aiohttp: `ValueError: I/O operation on closed
-file`.
+- bytes-like: `application/octet-stream`; str and `io.StringIO`: `text/plain; charset=utf-8`;
+  `json=`: `application/json`; each one piece, a ResourceWarning above 1 MiB;
+- a dict, a list of pairs, a MultiDict: a `FormData` (urlencoded unless a value is a file);
+- `io.BytesIO` and files: Content-Length from where the stream stands, pieces of 262144 bytes
+  (files read in a worker thread), the Content-Type guessed from the file's name;
+- async iterables: no size (chunked), one piece per item, one pass.
+
+Closing, as aiohttp: once a request is over the session awaits `payload.aclose()`, which closes
+the files the body reads (the caller's own file objects included; `io.BytesIO` stays open).
 """
 
 from __future__ import annotations
 
+import enum
 import io
 import json as _json
 import mimetypes
 import os
 import re
 import sys
-import uuid
 import warnings
-from abc import abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import IO, Any, Final
-from urllib.parse import quote, urlencode
+from typing import IO, Any, Final, TypeVar
+from urllib.parse import quote
 
 import anyio.lowlevel
 import anyio.to_thread
-from multidict import MultiDict, MultiDictProxy
+from multidict import CIMultiDict
 
-__all__ = ["UNSET", "Body", "FormData", "Payload", "make_body"]
+from .abc import AbstractStreamWriter
+
+__all__ = [
+    "PAYLOAD_REGISTRY",
+    "UNSET",
+    "AsyncIterablePayload",
+    "Body",
+    "BufferedReaderPayload",
+    "BytesIOPayload",
+    "BytesPayload",
+    "IOBasePayload",
+    "JsonBytesPayload",
+    "JsonPayload",
+    "Order",
+    "Payload",
+    "PayloadRegistry",
+    "StringIOPayload",
+    "StringPayload",
+    "TextIOPayload",
+    "get_payload",
+    "make_body",
+    "payload_type",
+]
 
 CHUNK_SIZE: Final = 2**18
 """The piece size for streams and files (aiohttp's DEFAULT_CHUNK_SIZE)."""
@@ -59,214 +79,541 @@ class _Unset:
 
 
 UNSET: Final[Any] = _Unset()
-"""`json=` not given."""
+"""`json=` (or a payload's `content_type=`) not given."""
 
 _OCTET: Final = "application/octet-stream"
-_TEXT: Final = "text/plain; charset=utf-8"
-_FORM: Final = "application/x-www-form-urlencoded"
-_JSON: Final = "application/json"
-
-
-@dataclass(slots=True)
-class Body:
-    """What the engine writes and the entity headers aiohttp sets for it. Read-only by
-    convention (not frozen: that would triple the cost of making one; `make_body(None)`
-    returns a shared instance).
-
-    `content` None: no body (aiohttp then sends `Content-Length: 0` for methods other than
-    GET/HEAD/OPTIONS/TRACE, and `Content-Type: application/octet-stream` for POST/PUT/PATCH
-    without one: the session's part). `size` None with content: `Transfer-Encoding: chunked`.
-    """
-
-    content: bytes | Payload | None
-    content_type: str | None
-    size: int | None
-
-
-_NO_BODY: Final = Body(None, None, None)
-
 _TOO_LARGE: Final = 2**20
+_BYTES_LIKE: Final = (bytes, bytearray, memoryview)
 
 
-def _warn_large() -> None:
+def _warn_large(stacklevel: int) -> None:
     """aiohttp's warning for an in-memory body over 1 MiB (bytes, str, JSON, form, part)."""
     warnings.warn(
         "Sending a large body directly with raw bytes might lock the event loop. "
         "You should probably pass an io.BytesIO object instead",
         ResourceWarning,
-        stacklevel=4,
+        stacklevel=stacklevel + 1,
     )
 
 
-def _in_memory(content: bytes, content_type: str) -> Body:
-    if len(content) > _TOO_LARGE:
-        _warn_large()
-    return Body(content, content_type, len(content))
+# -- header helpers shared by payloads, FormData and multipart -----------------------------
+
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN_CHARS: Final = frozenset(chr(c) for c in range(33, 127)) - set('()<>@,;:\\"/[]?={}')
+_QUOTABLE: Final = frozenset(chr(c) for c in range(0x20, 0x7F)) | {"\t"}
+_NEEDS_BACKSLASH = re.compile(r"[^\041\043-\133\135-\176]")
 
 
-class Payload(AsyncIterable[bytes]):
-    """A body written in pieces: one write (and one `on_request_chunk_sent`) per item.
+def _safe_header(value: str) -> str:
+    """Refuse a header text with a control character (aiohttp's injection guard)."""
+    if _FORBIDDEN.search(value) is not None:
+        raise ValueError(
+            "Forbidden control character detected in headers. Potential header injection attack."
+        )
+    return value
 
-    `replayable`: whether iterating (again) sends the whole body from its start, as aiohttp's
-    `not payload.consumed`: always for in-memory content and open seekable files; for an async
-    iterable only until its one pass has begun. A 307/308 redirect or a retry resends the body
-    only if it is replayable; iterating a payload that is not raises RuntimeError.
-    Pieces may be empty (an empty form value): aiohttp reports those with a 0-byte
-    `on_request_chunk_sent` and writes nothing.
+
+def _is_token(text: str) -> bool:
+    return bool(text) and set(text) < _TOKEN_CHARS
+
+
+def disposition_header(
+    disptype: str, quote_fields: bool = True, charset: str = "utf-8", **params: str
+) -> str:
+    """A MIME `Content-Disposition` value (RFC 2183, RFC 7578 4.2), quoted as aiohttp does:
+    filenames percent-encoded in quotes, other values as a quoted-string, or RFC 2231's
+    `key*=charset''…` when they hold a character a quoted-string cannot."""
+    if not _is_token(disptype):
+        raise ValueError(f"bad content disposition type {disptype!r}")
+    pieces = [disptype]
+    for key, value in params.items():
+        if not _is_token(key):
+            raise ValueError(f"bad content disposition parameter {key!r}={value!r}")
+        if not quote_fields:
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+            pieces.append(f'{key}="{escaped}"')
+        elif key.lower() == "filename":
+            pieces.append(f'{key}="{quote(value, "", encoding=charset)}"')
+        elif set(value) <= _QUOTABLE:
+            escaped = _NEEDS_BACKSLASH.sub(lambda m: "\\" + m.group(0), value)
+            pieces.append(f'{key}="{escaped}"')
+        else:
+            pieces.append(f"{key}*={charset}''{quote(value, '', encoding=charset)}")
+    return "; ".join(pieces)
+
+
+def _file_name(obj: object) -> str | None:
+    """The base name of a file object's `name`, unless it is a pseudo-name like `<stdin>`."""
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name:
+        return None
+    if name.startswith("<") or name.endswith(">"):
+        return None
+    return PurePath(name).name
+
+
+if sys.version_info >= (3, 13):
+    _guess = mimetypes.guess_file_type
+else:
+    _guess = mimetypes.guess_type
+
+
+def _charset_of(content_type: str) -> str:
+    """The `charset` parameter of a media type, utf-8 when it has none."""
+    for item in content_type.split(";")[1:]:
+        key, _, value = item.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip(' "')
+    return "utf-8"
+
+
+def _text_type(content_type: str | None, encoding: str | None) -> tuple[str, str]:
+    """(Content-Type, encoding) of a text value: each defaults from the other, then utf-8."""
+    if encoding is not None:
+        return content_type or f"text/plain; charset={encoding}", encoding
+    if content_type is None:
+        return "text/plain; charset=utf-8", "utf-8"
+    return content_type, _charset_of(content_type)
+
+
+# -- the public classes ----------------------------------------------------------------------
+
+
+class _Gather(AbstractStreamWriter):
+    """A writer that keeps each write: runs a user payload's `write()` to get its pieces."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+
+    async def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        self.pieces.append(bytes(chunk))
+
+    async def write_eof(self, chunk: bytes = b"") -> None:
+        if chunk:
+            self.pieces.append(chunk)
+
+    async def drain(self) -> None:
+        pass
+
+
+class _Truncate(AbstractStreamWriter):
+    """Passes on at most `limit` bytes (`write_with_length`)."""
+
+    def __init__(self, target: AbstractStreamWriter, limit: int) -> None:
+        self._target, self._left = target, limit
+
+    async def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        if self._left > 0:
+            piece = bytes(chunk[: self._left])
+            self._left -= len(chunk)
+            await self._target.write(piece)
+
+    async def write_eof(self, chunk: bytes = b"") -> None:
+        await self.write(chunk)
+
+    async def drain(self) -> None:
+        await self._target.drain()
+
+
+class Payload(ABC):
+    """aiohttp's request body base class: a value plus its part headers.
+
+    `content_type` is always a header (given, guessed from `filename`, else the class default);
+    `headers=` is merged over it. Subclass and implement `write()` and `decode()` for a body
+    type of your own, and register it with `@payload_type(YourType)`.
     """
 
-    content_type: str | None = None
+    _default_content_type: str = _OCTET
+    _size: int | None = None
+    _autoclose: bool = False
 
+    def __init__(
+        self,
+        value: Any,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        content_type: str | None = UNSET,
+        filename: str | None = None,
+        encoding: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._value = value
+        self._filename = filename
+        self._encoding = encoding
+        if content_type is UNSET or content_type is None:
+            guessed = _guess(filename)[0] if filename is not None else None
+            content_type = guessed or self._default_content_type
+        self._headers: CIMultiDict[str] = CIMultiDict({"Content-Type": content_type})
+        if headers:
+            self._headers.update(headers)
+
+    # aiohttp's read-only view
     @property
     def size(self) -> int | None:
-        """The byte count, or None when unknown (chunked)."""
-        return None
-
-    @property
-    def replayable(self) -> bool:
-        return True
-
-    @abstractmethod
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        """The pieces, from the start of the body."""
-
-    async def aclose(self) -> None:
-        """Release what the payload holds: closes the files it reads, as aiohttp."""
-
-
-class _BytesPart(Payload):
-    """In-memory content, one piece (a multipart part's value)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: bytes, content_type: str) -> None:
-        if len(value) > _TOO_LARGE:
-            _warn_large()
-        self._value = value
-        self.content_type = content_type
-
-    @property
-    def size(self) -> int:
-        return len(self._value)
-
-    async def _pieces(self) -> AsyncGenerator[bytes, None]:
-        yield self._value
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._pieces()
-
-
-class _BytesIOPayload(Payload):
-    """An `io.BytesIO` from where it stands, in CHUNK_SIZE pieces; left open, as aiohttp."""
-
-    __slots__ = ("_size", "_start", "_value")
-
-    def __init__(self, value: io.BytesIO, content_type: str) -> None:
-        self._value = value
-        self.content_type = content_type
-        self._start = value.tell()
-        with value.getbuffer() as buffer:
-            self._size = len(buffer) - self._start
-
-    @property
-    def size(self) -> int:
+        """Bytes `write()` produces, or None when unknown (the request goes chunked)."""
         return self._size
 
-    async def _pieces(self) -> AsyncGenerator[bytes, None]:
-        value = self._value
-        value.seek(self._start)
-        first = True
-        while chunk := value.read(CHUNK_SIZE):
-            if not first:
-                await anyio.lowlevel.checkpoint()  # a large buffer does not hog the loop
-            first = False
-            yield chunk
+    @property
+    def filename(self) -> str | None:
+        return self._filename
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        """The part headers (a multipart part's head; a request takes those it lacks)."""
+        return self._headers
+
+    @property
+    def encoding(self) -> str | None:
+        return self._encoding
+
+    @property
+    def content_type(self) -> str:
+        return self._headers["Content-Type"]
+
+    @property
+    def consumed(self) -> bool:
+        """Whether writing again would not give the whole body (a one-pass source)."""
+        return not self.replayable
+
+    @property
+    def autoclose(self) -> bool:
+        """True when there is nothing to close (no file behind the payload)."""
+        return self._autoclose
+
+    @property
+    def _binary_headers(self) -> bytes:
+        """The part's head as a multipart body carries it."""
+        lines = [
+            _safe_header(k) + ": " + _safe_header(v) + "\r\n" for k, v in self._headers.items()
+        ]
+        return "".join(lines).encode("utf-8") + b"\r\n"
+
+    def set_content_disposition(
+        self, disptype: str, quote_fields: bool = True, _charset: str = "utf-8", **params: Any
+    ) -> None:
+        self._headers["Content-Disposition"] = disposition_header(
+            disptype, quote_fields, _charset, **params
+        )
+
+    @abstractmethod
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """The value as text."""
+
+    @abstractmethod
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        """Write the body to `writer`, one `writer.write()` per piece."""
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        """`write()`, stopping after `content_length` bytes when it is given."""
+        await self.write(writer if content_length is None else _Truncate(writer, content_length))
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        codec = self._encoding or encoding
+        return self.decode(codec, errors).encode(codec)
+
+    def _close(self) -> None:  # noqa: B027 - a hook, empty by design
+        """Synchronous release (aiohttp keeps it for old callers)."""
+
+    async def close(self) -> None:
+        """Release what the payload holds: the file it reads, for file payloads."""
+        self._close()
+
+    # the session's face
+    @property
+    def replayable(self) -> bool:
+        """Whether iterating (again) gives the whole body: a 307/308 or a retry resends it only
+        then."""
+        return True
+
+    def _chunks(self) -> AsyncIterator[bytes]:
+        """The pieces; a subclass that only has `write()` is run against a collector."""
+        return self._collected()
+
+    async def _collected(self) -> AsyncIterator[bytes]:
+        sink = _Gather()
+        await self.write(sink)
+        for piece in sink.pieces:
+            yield piece
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._pieces()
+        return self._chunks()
+
+    async def aclose(self) -> None:
+        await self.close()
 
 
-class _FilePayload(Payload):
-    """A file object (binary, or text encoded to `encoding`) from where it stood when the body
-    was made, read in CHUNK_SIZE pieces in a worker thread. Its size is the file's size on disk
-    from that position (None when it has none: chunked). `aclose()` closes the file."""
+class _Streamed(Payload):
+    """The built-in payloads: `write()` is writing the pieces `_chunks()` yields."""
 
-    __slots__ = ("_encoding", "_file", "_start", "_started")
+    @abstractmethod
+    def _chunks(self) -> AsyncIterator[bytes]: ...
 
-    def __init__(self, value: IO[Any], content_type: str, encoding: str | None) -> None:
-        self._file = value
-        self.content_type = content_type
-        self._encoding = encoding  # set for text files
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        async for piece in self._chunks():
+            await writer.write(piece)
+
+
+class BytesPayload(_Streamed):
+    """Bytes-like content, written as one piece."""
+
+    _autoclose = True
+
+    def __init__(self, value: bytes | bytearray | memoryview, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(value, _BYTES_LIKE):
+            raise TypeError(f"value argument must be byte-ish, not {type(value)!r}")
+        kwargs.setdefault("content_type", _OCTET)
+        super().__init__(value, *args, **kwargs)
+        self._size = value.nbytes if isinstance(value, memoryview) else len(value)
+        if self._size > _TOO_LARGE:
+            _warn_large(3)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytes(self._value).decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self._value  # type: ignore[no-any-return]
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        yield self._value
+
+
+class StringPayload(BytesPayload):
+    """Text, encoded by `encoding` or the charset of `content_type` (utf-8 by default)."""
+
+    def __init__(
+        self,
+        value: str,
+        *args: Any,
+        encoding: str | None = None,
+        content_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        content_type, codec = _text_type(content_type, encoding)
+        super().__init__(
+            value.encode(codec), *args, encoding=codec, content_type=content_type, **kwargs
+        )
+
+
+class StringIOPayload(StringPayload):
+    """An `io.StringIO`, read whole from where it stands."""
+
+    def __init__(self, value: IO[str], *args: Any, **kwargs: Any) -> None:
+        super().__init__(value.read(), *args, **kwargs)
+
+
+class IOBasePayload(_Streamed):
+    """A file object from where it stood when the payload was made, read in CHUNK_SIZE pieces in
+    a worker thread; its size is the file's size on disk from there (None for a pipe: chunked).
+    With a name, it carries `Content-Disposition: <disposition>; filename=…` (None: none)."""
+
+    def __init__(
+        self, value: IO[Any], disposition: str | None = "attachment", *args: Any, **kwargs: Any
+    ) -> None:
+        if "filename" not in kwargs:
+            kwargs["filename"] = _file_name(value)
+        super().__init__(value, *args, **kwargs)
         self._started = False
         try:
             self._start: int | None = value.tell()
         except (OSError, AttributeError):
             self._start = None  # not seekable: one pass, size unknown
+        if (
+            self._filename is not None
+            and disposition is not None
+            and "Content-Disposition" not in self._headers
+        ):
+            self.set_content_disposition(disposition, filename=self._filename)
 
     @property
     def size(self) -> int | None:
         if self._start is None:
             return None
         try:
-            return os.fstat(self._file.fileno()).st_size - self._start
+            return os.fstat(self._value.fileno()).st_size - self._start
         except (OSError, AttributeError):
             return None  # ValueError (a closed file) goes through, as aiohttp
 
     @property
     def replayable(self) -> bool:
-        if self._file.closed:
+        if self._value.closed:
             return False
         return self._start is not None or not self._started
 
-    def _read(self, n: int) -> bytes:
-        chunk = self._file.read(n)
-        if self._encoding is not None:
-            return str(chunk).encode(self._encoding)
+    def _rewind(self) -> None:
+        if self._start is not None:
+            self._value.seek(self._start)
+
+    def _encode(self, chunk: Any) -> bytes:
         return bytes(chunk)
 
-    def _first(self) -> tuple[int | None, bytes]:
-        if self._start is not None:
-            self._file.seek(self._start)
+    def _opening(self) -> tuple[int | None, bytes]:
+        """In the worker: rewind, measure, read the first piece (one thread hop)."""
+        self._rewind()
         size = self.size
-        return size, self._read(min(CHUNK_SIZE, size or CHUNK_SIZE))
+        return size, self._encode(self._value.read(min(CHUNK_SIZE, size or CHUNK_SIZE)))
 
-    async def _pieces(self) -> AsyncGenerator[bytes, None]:
-        size, chunk = await anyio.to_thread.run_sync(self._first)
-        written = 0
-        while chunk:
-            yield chunk
-            written += len(chunk)
-            if size is not None and written >= size:
-                return
-            chunk = await anyio.to_thread.run_sync(self._read, CHUNK_SIZE)
+    def _next(self) -> bytes:
+        return self._encode(self._value.read(CHUNK_SIZE))
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
+    def _chunks(self) -> AsyncIterator[bytes]:
         if self._started and self._start is None:
             raise RuntimeError("The request body (an unseekable file) was already sent")
         self._started = True
-        return self._pieces()
+        return self._read_pieces()
 
-    async def aclose(self) -> None:
+    async def _read_pieces(self) -> AsyncIterator[bytes]:
+        size, chunk = await anyio.to_thread.run_sync(self._opening)
+        sent = 0
+        while chunk:
+            yield chunk
+            sent += len(chunk)
+            if size is not None and sent >= size:
+                return
+            chunk = await anyio.to_thread.run_sync(self._next)
+
+    def _whole(self) -> bytes:
+        self._rewind()
+        return self._encode(self._value.read())
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self._whole().decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return await anyio.to_thread.run_sync(self._whole)
+
+    def _close(self) -> None:
         if self._start is None and self._started:
             return  # aiohttp leaves an unseekable file it has read open (it is "consumed")
-        self._file.close()
+        self._value.close()
 
 
-class _AsyncIterablePayload(Payload):
-    """An async iterable: one piece per item, one pass (aiohttp takes its iterator at once)."""
+class BufferedReaderPayload(IOBasePayload):
+    """A binary file opened for reading (`open(path, "rb")`)."""
 
-    __slots__ = ("_iterator", "_started")
 
-    def __init__(self, value: AsyncIterable[bytes], content_type: str) -> None:
-        self._iterator = value.__aiter__()
-        self.content_type = content_type
+class TextIOPayload(IOBasePayload):
+    """A text file, encoded as it is read."""
+
+    def __init__(
+        self,
+        value: IO[str],
+        *args: Any,
+        encoding: str | None = None,
+        content_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        content_type, codec = _text_type(content_type, encoding)
+        super().__init__(value, *args, content_type=content_type, encoding=codec, **kwargs)
+
+    def _encode(self, chunk: Any) -> bytes:
+        return str(chunk).encode(self._encoding or "utf-8")
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        self._rewind()
+        return str(self._value.read())
+
+
+class BytesIOPayload(IOBasePayload):
+    """An `io.BytesIO` from where it stands, in CHUNK_SIZE pieces; never closed by us."""
+
+    _autoclose = True
+
+    def __init__(self, value: io.BytesIO, *args: Any, **kwargs: Any) -> None:
+        super().__init__(value, *args, **kwargs)
+        with value.getbuffer() as view:
+            self._fixed_size = len(view) - value.tell()
+
+    @property
+    def size(self) -> int:
+        return self._fixed_size
+
+    async def _read_pieces(self) -> AsyncIterator[bytes]:
+        self._rewind()
+        first = True
+        while chunk := self._value.read(CHUNK_SIZE):
+            if not first:
+                await anyio.lowlevel.checkpoint()  # a large buffer does not hog the loop
+            first = False
+            yield chunk
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self._whole()
+
+    def _close(self) -> None:
+        pass
+
+
+class JsonPayload(BytesPayload):
+    """A value serialized by `dumps` (json.dumps), encoded by `encoding`."""
+
+    def __init__(
+        self,
+        value: Any,
+        encoding: str = "utf-8",
+        content_type: str = "application/json",
+        dumps: Callable[[Any], str] = _json.dumps,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        text = dumps(value)
+        super().__init__(
+            text.encode(encoding), *args, content_type=content_type, encoding=encoding, **kwargs
+        )
+
+
+class JsonBytesPayload(BytesPayload):
+    """A value serialized by a `dumps` that returns bytes (orjson and the like)."""
+
+    def __init__(
+        self,
+        value: Any,
+        dumps: Callable[[Any], bytes],
+        content_type: str = "application/json",
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(dumps(value), *args, content_type=content_type, **kwargs)
+
+
+class AsyncIterablePayload(_Streamed):
+    """An async iterable of bytes: one piece per item, one pass (its iterator is taken at
+    once), unless `as_bytes()` has gathered it, which makes it replayable."""
+
+    _autoclose = True
+
+    def __init__(self, value: AsyncIterable[bytes], *args: Any, **kwargs: Any) -> None:
+        if not isinstance(value, AsyncIterable):
+            raise TypeError(
+                "value argument must support collections.abc.AsyncIterable interface, "
+                f"got {type(value)!r}"
+            )
+        kwargs.setdefault("content_type", _OCTET)
+        super().__init__(value, *args, **kwargs)
+        self._iterator: AsyncIterator[bytes] = _async_source(value).__aiter__()
         self._started = False
+        self._gathered: list[bytes] | None = None
 
     @property
     def replayable(self) -> bool:
-        return not self._started
+        return self._gathered is not None or not self._started
 
-    async def _pieces(self) -> AsyncGenerator[bytes, None]:
+    def _chunks(self) -> AsyncIterator[bytes]:
+        if self._gathered is not None:
+            return self._replay(self._gathered)
+        if self._started:
+            raise RuntimeError(
+                "The request body (an async iterable) was already sent and cannot be sent again"
+            )
+        self._started = True
+        return self._drain()
+
+    @staticmethod
+    async def _replay(pieces: list[bytes]) -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    async def _drain(self) -> AsyncIterator[bytes]:
         iterator = self._iterator
         try:
             async for chunk in iterator:
@@ -278,71 +625,136 @@ class _AsyncIterablePayload(Payload):
             if close is not None:
                 await close()
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._started:
-            raise RuntimeError(
-                "The request body (an async iterable) was already sent and cannot be sent again"
-            )
-        self._started = True
-        return self._pieces()
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        if self._gathered is None:
+            raise TypeError("Unable to decode - content not cached. Call as_bytes() first.")
+        return b"".join(self._gathered).decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        if self._gathered is None:
+            if self._started:
+                return b""
+            self._gathered = [piece async for piece in self._drain()]
+            self._started = True
+        return b"".join(self._gathered)
 
 
-class _MultipartPayload(Payload):
-    """`multipart/form-data`: per part its boundary line, its headers, its value's pieces and a
-    CRLF, then the closing boundary line, each a piece of its own, as aiohttp writes them."""
+def _async_source(data: AsyncIterable[Any]) -> AsyncIterable[bytes]:
+    """What aiohttp iterates for an async iterable: `iter_any()` of a response's content."""
+    from ._response import StreamReader  # here: the rare case, and no import cycle
 
-    __slots__ = ("_boundary", "_parts")
-
-    def __init__(self, boundary: str) -> None:
-        self._boundary = boundary.encode("ascii")
-        self.content_type = "multipart/form-data; boundary=" + boundary
-        self._parts: list[tuple[bytes, Payload]] = []
-
-    @property
-    def size(self) -> int | None:
-        overhead = len(self._boundary) + 6  # b"--" boundary b"\r\n" ... b"\r\n"
-        total = len(self._boundary) + 6  # b"--" boundary b"--\r\n"
-        for head, part in self._parts:
-            part_size = part.size
-            if part_size is None:
-                return None
-            total += overhead + len(head) + part_size
-        return total
-
-    @property
-    def replayable(self) -> bool:
-        return all(part.replayable for _, part in self._parts)
-
-    async def _pieces(self) -> AsyncGenerator[bytes, None]:
-        line = b"--" + self._boundary + b"\r\n"
-        for head, part in self._parts:
-            yield line
-            yield head
-            pieces = part.__aiter__()
-            try:
-                async for chunk in pieces:
-                    yield chunk
-            finally:
-                close = getattr(pieces, "aclose", None)
-                if close is not None:  # a part left unfinished (a failed write): close it now
-                    await close()
-            yield b"\r\n"
-        yield b"--" + self._boundary + b"--\r\n"
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        if not self.replayable:
-            for _, part in self._parts:
-                if isinstance(part, _FilePayload) and part._file.closed:
-                    raise ValueError("I/O operation on closed file.")
-            raise RuntimeError("The request body (multipart) was already sent")
-        return self._pieces()
-
-    async def aclose(self) -> None:
-        for _, part in self._parts:
-            await part.aclose()
+    if isinstance(data, StreamReader):
+        return data.iter_any()
+    return data
 
 
-# -- make_body ----------------------------------------------------------------------------
+# -- the registry ------------------------------------------------------------------------------
+
+
+class Order(str, enum.Enum):
+    """Where a registration is tried: before the built-ins, among them, or after them."""
+
+    normal = "normal"
+    try_first = "try_first"
+    try_last = "try_last"
+
+
+class PayloadLookupError(Exception):
+    """No payload class is registered for a value's type."""
+
+
+_P = TypeVar("_P", bound=type[Payload])
+
+
+class PayloadRegistry:
+    """Value type -> payload class. Lookup: `try_first` registrations (isinstance), then the
+    exact type among `normal` ones, then a Payload as itself, then isinstance over `normal` and
+    `try_last`, each in registration order."""
+
+    def __init__(self) -> None:
+        self._by_order: dict[Order, list[tuple[type[Payload], Any]]] = {o: [] for o in Order}
+        self._exact: dict[type, type[Payload]] = {}
+
+    def register(self, factory: type[Payload], type: Any, *, order: Order = Order.normal) -> None:
+        if not isinstance(order, Order):
+            raise ValueError(f"Unsupported order {order!r}")
+        self._by_order[order].append((factory, type))
+        if order is Order.normal:
+            for one in type if isinstance(type, Iterable) else (type,):
+                self._exact[one] = factory
+
+    def _factory(self, data: Any) -> type[Payload] | None:
+        for factory, types in self._by_order[Order.try_first]:
+            if isinstance(data, types):
+                return factory
+        return self._exact.get(type(data))
+
+    def get(self, data: Any, *args: Any, **kwargs: Any) -> Payload:
+        factory = self._factory(data)
+        if factory is None:
+            if isinstance(data, Payload):
+                return data
+            candidates = self._by_order[Order.normal] + self._by_order[Order.try_last]
+            factory = next((f for f, types in candidates if isinstance(data, types)), None)
+            if factory is None:
+                raise PayloadLookupError(type(data))
+        return factory(data, *args, **kwargs)
+
+
+PAYLOAD_REGISTRY: Final = PayloadRegistry()
+
+
+def get_payload(data: Any, *args: Any, **kwargs: Any) -> Payload:
+    """The payload the registry makes for `data` (a Payload is returned as it is)."""
+    return PAYLOAD_REGISTRY.get(data, *args, **kwargs)
+
+
+class payload_type:
+    """`@payload_type(SomeType)` on a Payload subclass registers it for `SomeType` values."""
+
+    def __init__(self, type: Any, *, order: Order = Order.normal) -> None:
+        self.type, self.order = type, order
+
+    def __call__(self, factory: _P) -> _P:
+        PAYLOAD_REGISTRY.register(factory, self.type, order=self.order)
+        return factory
+
+
+for _factory, _types in (
+    (BytesPayload, _BYTES_LIKE),
+    (StringPayload, str),
+    (StringIOPayload, io.StringIO),
+    (TextIOPayload, io.TextIOBase),
+    (BytesIOPayload, io.BytesIO),
+    (BufferedReaderPayload, (io.BufferedReader, io.BufferedRandom)),
+    (IOBasePayload, io.IOBase),
+):
+    PAYLOAD_REGISTRY.register(_factory, _types)
+PAYLOAD_REGISTRY.register(AsyncIterablePayload, AsyncIterable, order=Order.try_last)
+
+
+# -- make_body ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Body:
+    """What the engine writes and the entity headers aiohttp sets for it. Read-only by
+    convention (not frozen: that would triple the cost of making one; `make_body(None)`
+    returns a shared instance).
+
+    `content` None: no body (aiohttp then sends `Content-Length: 0` for methods other than
+    GET/HEAD/OPTIONS/TRACE, and `Content-Type: application/octet-stream` for POST/PUT/PATCH
+    without one: the session's part). `size` None with content: `Transfer-Encoding: chunked`.
+    `headers`: the payload's other headers, which the request takes unless it has them.
+    """
+
+    content: bytes | Payload | None
+    content_type: str | None
+    size: int | None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+_NO_BODY: Final = Body(None, None, None)
 
 
 def make_body(
@@ -356,275 +768,40 @@ def make_body(
     if json is UNSET or json is None:
         if data is None:
             return _NO_BODY
-        if type(data) is bytes:
-            size = len(data)
-            if size > _TOO_LARGE:
-                _warn_large()
-            return Body(data, _OCTET, size)
-        return _from_data(data)
+        if type(data) is bytes:  # the common case, without a payload object
+            if len(data) > _TOO_LARGE:
+                _warn_large(3)
+            return Body(data, _OCTET, len(data))
+        return _as_body(_from_data(data))
     if data is not None:
         raise ValueError("data and json parameters can not be used at the same time")
     if json_serialize_bytes is not None:
         encoded = json_serialize_bytes(json)
     else:
         encoded = json_serialize(json).encode("utf-8")
-    return _in_memory(encoded, _JSON)
+    if len(encoded) > _TOO_LARGE:
+        _warn_large(3)
+    return Body(encoded, "application/json", len(encoded))
 
 
-def _from_data(data: object) -> Body:
-    """make_body for any `data=`, in aiohttp's payload-registry order."""
+def _from_data(data: object) -> Payload:
+    """The payload aiohttp makes of any `data=`: the registry's, else a form of it."""
+    from ._formdata import FormData  # FormData builds on this module
+
     if isinstance(data, FormData):
-        return data._build()
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return _in_memory(bytes(data), _OCTET)
-    if isinstance(data, str):
-        return _in_memory(data.encode("utf-8"), _TEXT)
-    if isinstance(data, io.StringIO):
-        return _in_memory(data.read().encode("utf-8"), _TEXT)
-    if isinstance(data, io.IOBase):
-        payload = _io_payload(data, None, None)
-        return Body(payload, payload.content_type, payload.size)
-    if isinstance(data, Payload):
-        return Body(data, data.content_type, data.size)
-    if isinstance(data, AsyncIterable):
-        payload = _AsyncIterablePayload(_async_source(data), _OCTET)
-        return Body(payload, _OCTET, None)
-    return FormData(data)._build()  # type: ignore[arg-type]
+        return data()
+    try:
+        return PAYLOAD_REGISTRY.get(data, disposition=None)
+    except PayloadLookupError:
+        return FormData(data)()  # type: ignore[arg-type]
 
 
-def _async_source(data: AsyncIterable[Any]) -> AsyncIterable[bytes]:
-    """What aiohttp iterates for an async iterable: `iter_any()` of a response's content."""
-    from ._response import StreamReader  # here: the rare case, and no import cycle
-
-    if isinstance(data, StreamReader):
-        return data.iter_any()
-    return data
-
-
-def _io_payload(value: io.IOBase, content_type: str | None, encoding: str | None) -> Payload:
-    """A stream's payload as aiohttp's registry picks it (StringIO is read whole)."""
-    if isinstance(value, io.TextIOBase):
-        if isinstance(value, io.StringIO):
-            text, real_encoding = _text_type(content_type, encoding)
-            return _BytesPart(value.read().encode(real_encoding), text)
-        text, real_encoding = _text_type(content_type, encoding)
-        return _FilePayload(value, text, real_encoding)  # type: ignore[arg-type]
-    if content_type is None:
-        filename = _guess_filename(value)
-        content_type = _guess_type(filename) if filename is not None else _OCTET
-    if isinstance(value, io.BytesIO):
-        return _BytesIOPayload(value, content_type)
-    return _FilePayload(value, content_type, None)  # type: ignore[arg-type]
+def _as_body(payload: Payload) -> Body:
+    extra = tuple((k, v) for k, v in payload.headers.items() if k.lower() != "content-type")
+    content: bytes | Payload = payload
+    if type(payload) in _IN_MEMORY:
+        content = bytes(payload._value)  # one piece, nothing to iterate or close
+    return Body(content, payload.content_type, payload.size, extra)
 
 
-def _text_type(content_type: str | None, encoding: str | None) -> tuple[str, str]:
-    """The Content-Type and encoding of a text value (aiohttp's StringPayload rules)."""
-    if encoding is None:
-        if content_type is None:
-            return _TEXT, "utf-8"
-        return content_type, _charset(content_type)
-    if content_type is None:
-        return "text/plain; charset=" + encoding, encoding
-    return content_type, encoding
-
-
-def _charset(content_type: str) -> str:
-    for item in content_type.split(";")[1:]:
-        key, _, value = item.partition("=")
-        if key.strip().lower() == "charset":
-            return value.strip(' "')
-    return "utf-8"
-
-
-def _guess_filename(value: object, default: str | None = None) -> str | None:
-    name = getattr(value, "name", None)
-    if name and isinstance(name, str) and name[0] != "<" and name[-1] != ">":
-        return PurePath(name).name
-    return default
-
-
-if sys.version_info >= (3, 13):
-    _guess = mimetypes.guess_file_type
-else:
-    _guess = mimetypes.guess_type
-
-
-def _guess_type(filename: str) -> str:
-    return _guess(filename)[0] or _OCTET
-
-
-# -- FormData -----------------------------------------------------------------------------
-
-_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_QCONTENT = frozenset(chr(i) for i in range(0x20, 0x7F)) | {"\t"}
-_NOT_QTEXT = re.compile(r"[^\041\043-\133\135-\176]")
-
-
-def _safe_header(value: str) -> str:
-    if _FORBIDDEN.search(value) is not None:
-        raise ValueError(
-            "Forbidden control character detected in headers. Potential header injection attack."
-        )
-    return value
-
-
-def _disposition(name: str, filename: str | None, quote_fields: bool) -> str:
-    """`form-data; name=...; filename=...` as aiohttp quotes it (RFC 7578, 2231)."""
-    params = [("name", name)] if filename is None else [("name", name), ("filename", filename)]
-    out = ["form-data"]
-    for key, value in params:
-        if not quote_fields:
-            out.append(key + '="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
-        elif key == "filename":
-            out.append(key + '="' + quote(value, "", encoding="utf-8") + '"')
-        elif set(value) < _QCONTENT:
-            out.append(key + '="' + _NOT_QTEXT.sub(lambda m: "\\" + m.group(0), value) + '"')
-        else:
-            out.append(key + "*=utf-8''" + quote(value, "", encoding="utf-8"))
-    return "; ".join(out)
-
-
-class FormData:
-    """aiohttp's `FormData`: urlencoded fields, or `multipart/form-data` once a field is a file
-    or has a filename or a content type (or with `default_to_multipart=True`)."""
-
-    def __init__(
-        self,
-        fields: Iterable[Any] = (),
-        quote_fields: bool = True,
-        charset: str | None = None,
-        *,
-        default_to_multipart: bool = False,
-    ) -> None:
-        self._fields: list[tuple[str, str | None, str | None, Any]] = []
-        self._is_multipart = default_to_multipart
-        self._quote_fields = quote_fields
-        self._charset = charset
-        self._multipart: _MultipartPayload | None = None
-        if isinstance(fields, dict):
-            fields = list(fields.items())
-        elif not isinstance(fields, (list, tuple)):
-            fields = (fields,)
-        self.add_fields(*fields)
-
-    @property
-    def is_multipart(self) -> bool:
-        return self._is_multipart
-
-    def add_field(
-        self,
-        name: str,
-        value: Any,
-        *,
-        content_type: str | None = None,
-        filename: str | None = None,
-        content_transfer_encoding: str | None = None,
-    ) -> None:
-        if isinstance(value, io.IOBase):
-            self._is_multipart = True
-        elif (
-            isinstance(value, (bytes, bytearray, memoryview))
-            and filename is None
-            and content_transfer_encoding is None
-        ):
-            warnings.warn(
-                "In v4, passing bytes will no longer create a file field. "
-                "Please explicitly use the filename parameter or pass a BytesIO object.",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            filename = name
-        _safe_header(name)
-        if filename is not None and not isinstance(filename, str):
-            raise TypeError(f"filename must be an instance of str. Got: {filename}")
-        if filename is None and isinstance(value, io.IOBase):
-            filename = _guess_filename(value, name)
-        if filename is not None:
-            _safe_header(filename)
-            self._is_multipart = True
-        if content_type is not None:
-            if not isinstance(content_type, str):
-                raise TypeError(f"content_type must be an instance of str. Got: {content_type}")
-            _safe_header(content_type)
-            self._is_multipart = True
-        if content_transfer_encoding is not None:
-            if not isinstance(content_transfer_encoding, str):
-                raise TypeError(
-                    "content_transfer_encoding must be an instance of str. "
-                    f"Got: {content_transfer_encoding}"
-                )
-            warnings.warn(
-                "content_transfer_encoding is deprecated. "
-                "To maintain compatibility with v4 please pass a BytesPayload.",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            self._is_multipart = True
-        self._fields.append((name, filename, content_type, value))
-
-    def add_fields(self, *fields: Any) -> None:
-        to_add = list(fields)
-        while to_add:
-            rec = to_add.pop(0)
-            if isinstance(rec, io.IOBase):
-                self.add_field(_guess_filename(rec, "unknown"), rec)  # type: ignore[arg-type]
-            elif isinstance(rec, (MultiDictProxy, MultiDict)):
-                to_add.extend(rec.items())
-            elif isinstance(rec, (list, tuple)) and len(rec) == 2:
-                key, value = rec
-                self.add_field(key, value)
-            else:
-                raise TypeError(
-                    "Only io.IOBase, multidict and (name, file) pairs allowed, "
-                    "use .add_field() for passing more complex parameters, "
-                    f"got {rec!r}"
-                )
-
-    def _build(self) -> Body:
-        """The body for a request (aiohttp's `FormData.__call__`)."""
-        if not self._is_multipart:
-            charset = self._charset if self._charset is not None else "utf-8"
-            content_type = _FORM if charset == "utf-8" else f"{_FORM}; charset={charset}"
-            pairs = [(name, value) for name, _, _, value in self._fields]
-            content = urlencode(pairs, doseq=True, encoding=charset).encode()
-            return _in_memory(content, content_type)
-        # The parts are built once and kept, with one boundary: as aiohttp, fields added later
-        # are appended, and a body whose files were closed cannot go out again.
-        writer = self._multipart
-        if writer is None:
-            writer = self._multipart = _MultipartPayload(uuid.uuid4().hex)
-        for name, filename, part_type, value in self._fields:
-            writer._parts.append(self._part(name, filename, part_type, value))
-        self._fields.clear()
-        return Body(writer, writer.content_type, writer.size)
-
-    def _part(
-        self, name: str, filename: str | None, content_type: str | None, value: Any
-    ) -> tuple[bytes, Payload]:
-        charset = self._charset
-        part: Payload
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            part = _BytesPart(bytes(value), content_type or _OCTET)
-        elif isinstance(value, str):
-            text, encoding = _text_type(content_type, charset)
-            part = _BytesPart(value.encode(encoding), text)
-        elif isinstance(value, io.IOBase):
-            part = _io_payload(value, content_type, charset)
-        elif isinstance(value, Payload):
-            part = value
-        elif isinstance(value, AsyncIterable):
-            part = _AsyncIterablePayload(_async_source(value), content_type or _OCTET)
-        else:
-            headers = {} if content_type is None else {"Content-Type": content_type}
-            raise TypeError(
-                f"Can not serialize value type: {type(value)!r}\n "
-                f"headers: {headers!r}\n value: {value!r}"
-            )
-        head = (
-            "Content-Type: "
-            + _safe_header(part.content_type or _OCTET)
-            + "\r\nContent-Disposition: "
-            + _safe_header(_disposition(name, filename, self._quote_fields))
-            + "\r\n\r\n"
-        )
-        return head.encode("utf-8"), part
+_IN_MEMORY: Final = frozenset({BytesPayload, StringPayload, StringIOPayload, JsonPayload})

@@ -364,6 +364,7 @@ class ClientSession:
                     raise InvalidUrlClientError(url)
                 payload = make_body(data, json, json_serialize=self._json_serialize)
                 body, content_type, size = payload.content, payload.content_type, payload.size
+                body_headers = payload.headers
                 auth = auth or self._auth
                 if auth is None and self._trust_env:
                     auth = _netrc_auth(url.raw_host or "")  # aiohttp: netrc for the target
@@ -381,6 +382,7 @@ class ClientSession:
                             trace,
                             options,
                             cookies,
+                            body_headers,
                         )
                     except ClientConnectorError:
                         raise
@@ -413,6 +415,7 @@ class ClientSession:
                         if isinstance(body, Payload):
                             await body.aclose()
                         method, body, content_type, size = "GET", None, None, None
+                        body_headers = ()
                         headers_md.popall("Content-Length", None)
                     elif not _replayable(body):
                         raise ClientPayloadError(
@@ -468,6 +471,7 @@ class ClientSession:
         trace: RequestTrace,
         options: _Options,
         cookies: Any = None,
+        body_headers: tuple[tuple[str, str], ...] = (),
     ) -> ClientResponse:
         """One hop: the wire headers, the engine's exchange, the response head."""
         items = [("Host", url.host_port_subcomponent or "")] if "Host" not in headers_md else []
@@ -480,6 +484,9 @@ class ClientSession:
             items.append(("Authorization", auth.encode()))
         if content_type is not None and "Content-Type" not in headers_md:
             items.append(("Content-Type", content_type))
+        for name, value in body_headers:  # a payload's own headers, as aiohttp takes them
+            if name not in headers_md and (not skip or name.lower() not in skip):
+                items.append((name, value))
         if body is None and method in _BODY_METHODS and "Content-Type" not in headers_md:
             items.append(("Content-Type", "application/octet-stream"))  # as aiohttp
         if "Content-Length" in headers_md:

@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 
 from yarl import URL
 
-__all__ = ["AbstractCookieJar", "AbstractResolver", "ResolveResult"]
+__all__ = ["AbstractCookieJar", "AbstractResolver", "AbstractStreamWriter", "ResolveResult"]
 
 
 class ResolveResult(TypedDict):
@@ -78,3 +78,43 @@ class AbstractCookieJar(Sized, Iterable[Morsel[str]], ABC):
     @abstractmethod
     def filter_cookies(self, request_url: URL) -> BaseCookie[str]:
         """The cookies a request to `request_url` carries."""
+
+
+class AbstractStreamWriter(ABC):
+    """Where a `Payload` writes its bytes (`await payload.write(writer)`).
+
+    Only `write`, `write_eof` and `drain` matter to a payload; the HTTP-level methods are
+    aiohttp's writer interface, kept so a subclass written for aiohttp still instantiates.
+    """
+
+    buffer_size: int = 0
+    output_size: int = 0
+    length: int | None = 0
+    on_body_write: Callable[[int, int], None] | None = None
+
+    @abstractmethod
+    async def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Take one piece of the body."""
+
+    @abstractmethod
+    async def write_eof(self, chunk: bytes = b"") -> None:
+        """Take the last piece; nothing follows."""
+
+    @abstractmethod
+    async def drain(self) -> None:
+        """Wait until what was written has gone out."""
+
+    def enable_compression(self, encoding: str = "deflate", strategy: int | None = None) -> None:
+        """Compress what follows (aiohttp's writers; payloads never call it)."""
+        raise NotImplementedError
+
+    def enable_chunking(self) -> None:
+        """Frame what follows as chunks (aiohttp's writers; payloads never call it)."""
+        raise NotImplementedError
+
+    async def write_headers(self, status_line: str, headers: Mapping[str, str]) -> None:
+        """Write a message head (aiohttp's writers; payloads never call it)."""
+        raise NotImplementedError
+
+    def send_headers(self) -> None:  # noqa: B027 - a hook, empty by design
+        """Flush a buffered head; nothing to do by default."""

@@ -30,7 +30,8 @@ import aiohttp.payload
 import pytest
 from multidict import MultiDict
 
-from compat._payload import UNSET, Body, FormData, Payload, make_body
+from compat import FormData
+from compat._payload import UNSET, Body, Payload, make_body
 
 pytestmark = pytest.mark.anyio
 
