@@ -47,7 +47,15 @@ from ._models import (
     HttpVersion11,
     RequestInfo,
 )
-from ._multipart import MultipartWriter
+from ._multipart import (
+    BadContentDispositionHeader,
+    BadContentDispositionParam,
+    BodyPartReader,
+    MultipartReader,
+    MultipartWriter,
+    content_disposition_filename,
+    parse_content_disposition,
+)
 from ._params import (
     ConnectionEstablishedParams,
     RequestSentParams,
@@ -100,7 +108,10 @@ __all__ = [
     "PAYLOAD_REGISTRY",
     "AsyncIterablePayload",
     "AsyncResolver",
+    "BadContentDispositionHeader",
+    "BadContentDispositionParam",
     "BasicAuth",
+    "BodyPartReader",
     "BufferedReaderPayload",
     "BytesIOPayload",
     "BytesPayload",
@@ -137,6 +148,7 @@ __all__ = [
     "InvalidUrlClientError",
     "InvalidUrlRedirectClientError",
     "JsonPayload",
+    "MultipartReader",
     "MultipartWriter",
     "NonHttpUrlClientError",
     "NonHttpUrlRedirectClientError",
@@ -183,7 +195,9 @@ __all__ = [
     "UnixConnector",
     "__version__",
     "abc",
+    "content_disposition_filename",
     "get_payload",
+    "parse_content_disposition",
     "payload_type",
     "traced_client",
 ]
