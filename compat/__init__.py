@@ -7,6 +7,7 @@ and on trio.
 from . import abc
 from ._connector import TCPConnector, UnixConnector
 from ._cookies import CookieJar, DummyCookieJar
+from ._digest import DigestAuthMiddleware
 from ._exceptions import (
     ClientConnectionError,
     ClientConnectionResetError,
@@ -38,6 +39,7 @@ from ._exceptions import (
 )
 from ._formdata import FormData
 from ._httpx import TracedTransport, traced_client
+from ._middlewares import ClientHandlerType, ClientMiddlewareType, ClientRequest
 from ._models import (
     BasicAuth,
     ClientTimeout,
@@ -122,10 +124,13 @@ __all__ = [
     "ClientConnectorError",
     "ClientConnectorSSLError",
     "ClientError",
+    "ClientHandlerType",
     "ClientHttpProxyError",
+    "ClientMiddlewareType",
     "ClientOSError",
     "ClientPayloadError",
     "ClientProxyConnectionError",
+    "ClientRequest",
     "ClientResponse",
     "ClientResponseError",
     "ClientSSLError",
@@ -136,6 +141,7 @@ __all__ = [
     "ContentTypeError",
     "CookieJar",
     "DefaultResolver",
+    "DigestAuthMiddleware",
     "DummyCookieJar",
     "Fingerprint",
     "FormData",

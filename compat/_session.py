@@ -15,7 +15,15 @@ import os
 import re
 import urllib.request
 import warnings
-from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Generator, Iterable
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Sequence,
+)
 from ssl import SSLContext
 from typing import Any
 
@@ -40,6 +48,7 @@ from ._exceptions import (
     TotalTimeoutError,
     to_client_error,
 )
+from ._middlewares import ClientMiddlewareType, ClientRequest, run_middlewares
 from ._models import (
     DEFAULT_TIMEOUT,
     USER_AGENT,
@@ -108,6 +117,7 @@ class ClientSession:
         max_field_size: int = 8190,
         max_headers: int = 128,
         transport: httpx.AsyncBaseTransport | None = None,
+        middlewares: Sequence[ClientMiddlewareType] = (),
     ) -> None:
         if response_class is not None and not issubclass(response_class, ClientResponse):
             raise TypeError("response_class must be a subclass of compat.ClientResponse")
@@ -139,6 +149,7 @@ class ClientSession:
         self._requote_redirect_url = requote_redirect_url
         self._json_serialize = json_serialize
         self._response_class = response_class or ClientResponse
+        self._middlewares = tuple(middlewares)
         self._to_release: list[Exchange] = []
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise TypeError("transport must be an httpx.AsyncBaseTransport")
@@ -294,6 +305,7 @@ class ClientSession:
         max_line_size: int | None = None,
         max_field_size: int | None = None,
         max_headers: int | None = None,
+        middlewares: Sequence[ClientMiddlewareType] | None = None,
     ) -> ClientResponse:
         if self._closed:
             raise RuntimeError("Session is closed")
@@ -344,6 +356,7 @@ class ClientSession:
             math.inf,
             _limits(self._limits, max_line_size, max_field_size, max_headers),
         )
+        options.middlewares = self._middlewares if middlewares is None else tuple(middlewares)
 
         tracer = self._tracer
         trace = tracer.start(trace_request_ctx) if tracer.configs else NO_TRACE
@@ -516,6 +529,39 @@ class ClientSession:
             target = str(url.with_fragment(None))  # absolute form, to a forwarding proxy
             if proxy.authorization is not None and "Proxy-Authorization" not in headers_md:
                 items.append(("Proxy-Authorization", proxy.authorization))
+        if not options.middlewares:
+            return await self._exchange(method, url, items, body, target, proxy, trace, options)
+
+        async def send(request: ClientRequest) -> ClientResponse:
+            """The innermost handler: one attempt on the wire, as the middlewares left it."""
+            hop = request.url
+            hop_proxy = self._proxy_for(hop, options) if hop != url else proxy
+            hop_target = hop.raw_path_qs or "/"
+            if hop_proxy is not None and hop.scheme == "http":
+                hop_target = str(hop.with_fragment(None))
+            hop_items = list(request.headers.items())
+            content = request._content
+            return await self._exchange(
+                request.method, hop, hop_items, content, hop_target, hop_proxy, trace, options
+            )
+
+        request = ClientRequest(
+            method, url, CIMultiDict(items), body, auth=auth, chunked=options.chunked
+        )
+        return await run_middlewares(options.middlewares, request, send)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        items: list[tuple[str, str]],
+        body: bytes | Payload | None,
+        target: str,
+        proxy: Proxy | None,
+        trace: RequestTrace,
+        options: _Options,
+    ) -> ClientResponse:
+        """Send one request as it stands and read the response head."""
         wire = CIMultiDict(items)
         trace.method, trace.url, trace.headers = method, url, wire
         request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
@@ -584,6 +630,7 @@ class _Options:
         "deadline",
         "decompress",
         "limits",
+        "middlewares",
         "proxy",
         "proxy_auth",
         "proxy_headers",
@@ -618,6 +665,7 @@ class _Options:
         self.timeout = timeout
         self.deadline = deadline
         self.limits = limits
+        self.middlewares: tuple[ClientMiddlewareType, ...] = ()
 
 
 def _limits(
