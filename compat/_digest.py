@@ -94,10 +94,9 @@ class DigestAuthMiddleware:
     """aiohttp's digest middleware: `ClientSession(middlewares=(DigestAuthMiddleware(u, p),))`."""
 
     def __init__(self, login: str, password: str, preemptive: bool = True) -> None:
-        if login is None:
-            raise ValueError("None is not allowed as login value")
-        if password is None:
-            raise ValueError("None is not allowed as password value")
+        for given, what in ((login, "login"), (password, "password")):
+            if given is None:
+                raise ValueError(f"None is not allowed as {what} value")
         if ":" in login:
             raise ValueError('A ":" is not allowed in username (RFC 1945#section-11.1)')
         self._login = login

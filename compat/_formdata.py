@@ -28,6 +28,26 @@ _BYTES_LIKE: Final = (bytes, bytearray, memoryview)
 _URLENCODED: Final = "application/x-www-form-urlencoded"
 
 
+_BYTES_FIELD: Final = (
+    "In v4, passing bytes will no longer create a file field. "
+    "Please explicitly use the filename parameter or pass a BytesIO object."
+)
+_TRANSFER_ENCODING: Final = (
+    "content_transfer_encoding is deprecated. "
+    "To maintain compatibility with v4 please pass a BytesPayload."
+)
+_UNSERIALIZABLE: Final = "Can not serialize value type: {!r}\n headers: {!r}\n value: {!r}"
+_BAD_ENTRY: Final = (
+    "Only io.IOBase, multidict and (name, file) pairs allowed, "
+    "use .add_field() for passing more complex parameters, got "
+)
+
+
+def _deprecated(message: str) -> None:
+    """aiohttp's DeprecationWarning, pointing at the caller of add_field()."""
+    warnings.warn(message, DeprecationWarning, stacklevel=3)
+
+
 @dataclass(slots=True)
 class _Field:
     name: str
@@ -84,13 +104,7 @@ class FormData:
             and filename is None
             and content_transfer_encoding is None
         ):
-            # bytes still make a file part named after the field, with aiohttp's warning
-            warnings.warn(
-                "In v4, passing bytes will no longer create a file field. "
-                "Please explicitly use the filename parameter or pass a BytesIO object.",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+            _deprecated(_BYTES_FIELD)  # bytes still make a file part named after the field
             filename = name
         _safe_header(name)
         if _str_or_none(filename, "filename") is None and is_file:
@@ -100,12 +114,7 @@ class FormData:
             if given is not None:
                 _safe_header(given)
         if _str_or_none(content_transfer_encoding, "content_transfer_encoding") is not None:
-            warnings.warn(
-                "content_transfer_encoding is deprecated. "
-                "To maintain compatibility with v4 please pass a BytesPayload.",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+            _deprecated(_TRANSFER_ENCODING)
         if is_file or any(
             x is not None for x in (filename, content_type, content_transfer_encoding)
         ):
@@ -131,11 +140,7 @@ class FormData:
         elif isinstance(entry, (list, tuple)) and len(entry) == 2:
             self.add_field(entry[0], entry[1])
         else:
-            raise TypeError(
-                "Only io.IOBase, multidict and (name, file) pairs allowed, "
-                "use .add_field() for passing more complex parameters, "
-                f"got {entry!r}"
-            )
+            raise TypeError(_BAD_ENTRY + repr(entry))
 
     def __call__(self) -> Payload:
         if self._is_multipart:
@@ -157,10 +162,8 @@ class FormData:
                     **({} if field.content_type is None else {"content_type": field.content_type}),
                 )
             except Exception as exc:
-                raise TypeError(
-                    f"Can not serialize value type: {type(field.value)!r}\n "
-                    f"headers: {headers!r}\n value: {field.value!r}"
-                ) from exc
+                described = (type(field.value), headers, field.value)
+                raise TypeError(_UNSERIALIZABLE.format(*described)) from exc
             params = {"name": field.name}
             if field.filename is not None:
                 params["filename"] = field.filename
