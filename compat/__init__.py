@@ -103,6 +103,7 @@ from ._signals import Signal
 from ._tracing import TraceConfig
 from ._transport._dns import AsyncResolver, DefaultResolver, ThreadedResolver
 from ._transport._pool import HostStats, PoolStats
+from ._upload import UploadAbortedError, UploadTracker
 
 __version__ = "0.1.0"
 
@@ -199,6 +200,8 @@ __all__ = [
     "TraceResponseChunkReceivedParams",
     "TracedTransport",
     "UnixConnector",
+    "UploadAbortedError",
+    "UploadTracker",
     "__version__",
     "abc",
     "content_disposition_filename",

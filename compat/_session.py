@@ -66,6 +66,7 @@ from ._transport._connection import Exchange
 from ._transport._decoders import ACCEPT_ENCODING
 from ._transport._mocked import MockedSender, mocked
 from ._transport._opener import Proxy
+from ._upload import UploadTracker
 
 __all__ = ["ClientSession"]
 
@@ -306,9 +307,12 @@ class ClientSession:
         max_field_size: int | None = None,
         max_headers: int | None = None,
         middlewares: Sequence[ClientMiddlewareType] | None = None,
+        upload_tracker: UploadTracker | None = None,
     ) -> ClientResponse:
         if self._closed:
             raise RuntimeError("Session is closed")
+        if upload_tracker is not None:
+            upload_tracker._bind()
         if self._to_release:
             self._release_pending()
         if not isinstance(method, str):
@@ -357,6 +361,7 @@ class ClientSession:
             _limits(self._limits, max_line_size, max_field_size, max_headers),
         )
         options.middlewares = self._middlewares if middlewares is None else tuple(middlewares)
+        options.upload_tracker = upload_tracker
 
         tracer = self._tracer
         trace = tracer.start(trace_request_ctx) if tracer.configs else NO_TRACE
@@ -458,6 +463,8 @@ class ClientSession:
                 await trace.request_end(method, url, headers_md, response)
             if isinstance(body, Payload):
                 await body.aclose()  # as aiohttp: the files it read are closed once sent
+            if upload_tracker is not None:
+                upload_tracker._finish()
             return response
         except BaseException as exc:
             error = to_client_error(exc, _key(url), response.request_info if response else None)
@@ -466,6 +473,8 @@ class ClientSession:
             if isinstance(body, Payload):
                 with anyio.CancelScope(shield=True):
                     await body.aclose()
+            if upload_tracker is not None:
+                upload_tracker._finish()
             if tracer.on_request_exception:
                 await trace.request_exception(method, url, headers_md, error)
             if error is exc:
@@ -566,11 +575,15 @@ class ClientSession:
         trace.method, trace.url, trace.headers = method, url, wire
         request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
         key = _key(url)
+        tracker = options.upload_tracker
+        sent: bytes | AsyncIterable[bytes] | None = body
+        if tracker is not None:
+            sent = tracker._attempt(body)
         try:
             if self._foreign or mocked():
                 if self._mocked is None:
                     self._mocked = MockedSender(self._connector.transport())
-                exchange = await self._mocked.send(method, url, items, body, trace)
+                exchange = await self._mocked.send(method, url, items, sent, trace)
             else:
                 timeout = options.timeout
                 exchange = await self._connector._engine.send(
@@ -578,7 +591,7 @@ class ClientSession:
                     method,
                     target,
                     items,
-                    body,
+                    sent,
                     trace,
                     read_timeout=timeout.sock_read,
                     connect_timeout=timeout.sock_connect,
@@ -588,6 +601,8 @@ class ClientSession:
                 )
         except Exception as exc:
             error = to_client_error(exc, key, request_info)
+            if tracker is not None:
+                tracker._failed(error)
             if error is exc:
                 raise
             raise error from exc
@@ -638,6 +653,7 @@ class _Options:
         "skip_auto_headers",
         "ssl",
         "timeout",
+        "upload_tracker",
     )
 
     def __init__(
@@ -666,6 +682,7 @@ class _Options:
         self.deadline = deadline
         self.limits = limits
         self.middlewares: tuple[ClientMiddlewareType, ...] = ()
+        self.upload_tracker: UploadTracker | None = None
 
 
 def _limits(
