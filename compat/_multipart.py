@@ -575,23 +575,40 @@ class BodyPartReader:
             raise ValueError("Reader did not read all the data or it is malformed")
 
     async def readline(self) -> bytes:
-        """The next line of the part (its last one without the CRLF before the boundary)."""
+        """The next line of the part's data, with its line end; the last line ends where the
+        data does (the CRLF before the boundary is the delimiter's, not the line's)."""
         if self._at_eof:
             return b""
         buffer = self._buffer
-        line = await buffer.readline()
-        if line.startswith(self._boundary):
-            bare = line.rstrip(b"\r\n")
-            if bare in (self._boundary, self._boundary + b"--"):
-                self._at_eof = True
-                buffer.put_back(line)
-                return b""
+        if self._left is not None:
+            while b"\n" not in buffer.data[: self._left] and len(buffer.data) < self._left:
+                if not await buffer.more():
+                    break
+            newline = buffer.data.find(b"\n", 0, self._left)
+            line = buffer.take(newline + 1 if newline >= 0 else self._left)
+            self._left -= len(line)
+            if self._left == 0 or not line:
+                await self._finish()
             return line
-        following = await buffer.readline()
-        if following.startswith(self._boundary):
-            line = line[:-2]
-        buffer.put_back(following)
-        return line
+        delimiter = self._delimiter
+        while True:
+            data = buffer.data
+            end = data.find(delimiter)
+            newline = data.find(b"\n")
+            if end >= 0 and (newline < 0 or newline > end):
+                line = buffer.take(end)
+                buffer.take(2)
+                self._at_eof = True
+                return line
+            if newline >= 0:
+                following = bytes(data[newline + 1 : newline + 1 + len(self._boundary)])
+                is_delimiter_start = data[newline - 1 : newline + 1] == b"\r\n" and (
+                    self._boundary.startswith(following)
+                )
+                if not is_delimiter_start or len(following) == len(self._boundary):
+                    return buffer.take(newline + 1)
+            if not await buffer.more():
+                raise ValueError("Reader did not find the part's closing boundary")
 
     async def release(self) -> None:
         """Read the rest of the part to the void."""
