@@ -185,10 +185,8 @@ class DigestAuthMiddleware:
 
     def _take_challenge(self, response: ClientResponse) -> bool:
         """Store the digest challenge of a 401; True when the request should be sent again."""
-        if response.status != 401:
-            return False
         scheme, _, rest = response.headers.get("WWW-Authenticate", "").partition(" ")
-        if scheme.lower() != "digest" or not rest:
+        if response.status != 401 or scheme.lower() != "digest" or not rest:
             return False
         params = _challenge_params(rest)
         if not params:

@@ -404,6 +404,14 @@ def _too_long(start: bytes, limit: int) -> None:
     raise BadHttpMessage(f"Got more than {limit} bytes when reading: {start + b'...'!r}.")
 
 
+async def _next_or_stop(source: Any) -> Any:
+    """`__anext__` for the readers: their `next()` gives None at the end."""
+    item = await source.next()
+    if item is None:
+        raise StopAsyncIteration
+    return item
+
+
 class _Content(Protocol):
     async def readany(self) -> bytes: ...
 
@@ -508,10 +516,7 @@ class BodyPartReader:
         return self
 
     async def __anext__(self) -> bytes:
-        piece = await self.next()
-        if piece is None:
-            raise StopAsyncIteration
-        return piece
+        return await _next_or_stop(self)  # type: ignore[no-any-return]
 
     async def next(self) -> bytes | None:
         return await self.read() or None
@@ -733,10 +738,7 @@ class MultipartResponseWrapper:
         return self
 
     async def __anext__(self) -> MultipartReader | BodyPartReader:
-        part = await self.next()
-        if part is None:
-            raise StopAsyncIteration
-        return part
+        return await _next_or_stop(self)  # type: ignore[no-any-return]
 
     def at_eof(self) -> bool:
         return self.resp.content.at_eof()
@@ -791,10 +793,7 @@ class MultipartReader:
         return self
 
     async def __anext__(self) -> MultipartReader | BodyPartReader:
-        part = await self.next()
-        if part is None:
-            raise StopAsyncIteration
-        return part
+        return await _next_or_stop(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_response(cls, response: ClientResponse) -> MultipartResponseWrapper:

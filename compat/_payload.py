@@ -86,14 +86,18 @@ _TOO_LARGE: Final = 2**20
 _BYTES_LIKE: Final = (bytes, bytearray, memoryview)
 
 
+_LARGE_BODY: Final = (
+    "Sending a large body directly with raw bytes might lock the event loop. "
+    "You should probably pass an io.BytesIO object instead"
+)
+_NOT_ASYNC_ITERABLE: Final = (
+    "value argument must support collections.abc.AsyncIterable interface, got {!r}"
+)
+
+
 def _warn_large(stacklevel: int) -> None:
     """aiohttp's warning for an in-memory body over 1 MiB (bytes, str, JSON, form, part)."""
-    warnings.warn(
-        "Sending a large body directly with raw bytes might lock the event loop. "
-        "You should probably pass an io.BytesIO object instead",
-        ResourceWarning,
-        stacklevel=stacklevel + 1,
-    )
+    warnings.warn(_LARGE_BODY, ResourceWarning, stacklevel=stacklevel + 1)
 
 
 # -- header helpers shared by payloads, FormData and multipart -----------------------------
@@ -243,8 +247,7 @@ class Payload(ABC):
             guessed = _guess(filename)[0] if filename is not None else None
             content_type = guessed or self._default_content_type
         self._headers: CIMultiDict[str] = CIMultiDict({"Content-Type": content_type})
-        if headers:
-            self._headers.update(headers)
+        self._headers.update(headers or ())
 
     # aiohttp's read-only view
     @property
@@ -584,10 +587,7 @@ class AsyncIterablePayload(_Streamed):
 
     def __init__(self, value: AsyncIterable[bytes], *args: Any, **kwargs: Any) -> None:
         if not isinstance(value, AsyncIterable):
-            raise TypeError(
-                "value argument must support collections.abc.AsyncIterable interface, "
-                f"got {type(value)!r}"
-            )
+            raise TypeError(_NOT_ASYNC_ITERABLE.format(type(value)))
         kwargs.setdefault("content_type", _OCTET)
         super().__init__(value, *args, **kwargs)
         self._iterator: AsyncIterator[bytes] = _async_source(value).__aiter__()

@@ -79,9 +79,9 @@ class UploadTracker:
         return self._written
 
     def _bind(self) -> None:
-        if self._bound:
+        already, self._bound = self._bound, True
+        if already:
             raise RuntimeError("UploadTracker is already bound to a request")
-        self._bound = True
 
     def _attempt(self, body: bytes | Payload | None) -> bytes | AsyncIterator[bytes] | None:
         """A new attempt: the body to send in its place, counting what goes out."""
