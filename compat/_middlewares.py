@@ -19,6 +19,7 @@ from yarl import URL
 from ._models import BasicAuth, RequestInfo
 from ._payload import BytesPayload, Payload, make_body
 from ._response import ClientResponse
+from ._transport._decoders import ACCEPT_ENCODING
 
 __all__ = ["ClientHandlerType", "ClientMiddlewareType", "ClientRequest", "run_middlewares"]
 
@@ -29,6 +30,11 @@ class ClientRequest:
     """The request a middleware sees and may change before it goes out: `method`, `url`,
     `headers` (every header that will be sent, mutable), `body` (a Payload, or b"" for none),
     `auth`. `await request.update_body(data)` replaces the body and its framing headers."""
+
+    GET_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+    POST_METHODS: Final = frozenset({"PATCH", "POST", "PUT"})
+    ALL_METHODS: Final = GET_METHODS | POST_METHODS | {"DELETE"}
+    DEFAULT_HEADERS: Final = {"Accept": "*/*", "Accept-Encoding": ACCEPT_ENCODING}
 
     def __init__(
         self,
@@ -84,7 +90,7 @@ class ClientRequest:
             self.headers.popall(name, None)
         self._content = made.content
         if made.content is None:
-            if self.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            if self.method not in self.GET_METHODS:
                 self.headers["Content-Length"] = "0"
             return
         if made.size is not None and not self.chunked:
@@ -96,6 +102,11 @@ class ClientRequest:
         for name, value in made.headers:
             if name not in self.headers:
                 self.headers[name] = value
+
+    async def close(self) -> None:
+        """Close the body (the files it reads)."""
+        if isinstance(self._content, Payload):
+            await self._content.aclose()
 
     def __repr__(self) -> str:
         return f"<ClientRequest({self.method} {self.url})>"

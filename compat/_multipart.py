@@ -644,6 +644,10 @@ class BodyPartReader:
             out += unpacker.decompress(unpacker.unconsumed_tail, self._max_decompress)
         return bytes(out + unpacker.flush())
 
+    async def decode_iter(self, data: bytes) -> AsyncIterator[bytes]:
+        """`decode(data)` as an async iterator (one piece), for code written against aiohttp."""
+        yield self.decode(data)
+
     def get_charset(self, default: str) -> str:
         params = _media_type(self.headers.get("Content-Type", ""))[2]
         return params.get("charset", self._default_charset or default)

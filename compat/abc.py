@@ -92,6 +92,11 @@ class AbstractStreamWriter(ABC):
     length: int | None = 0
     on_body_write: Callable[[int, int], None] | None = None
 
+    @property
+    def transport(self) -> Any:
+        """The transport under the writer, when it has one (None: progress only at the end)."""
+        return None
+
     @abstractmethod
     async def write(self, chunk: bytes | bytearray | memoryview) -> None:
         """Take one piece of the body."""
