@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
+import anyio
 import anyio.to_thread
 import pytest
 
@@ -71,6 +72,11 @@ class AuthServer(TestServer):
                 return _response(200, b"second", [("Content-Type", "text/plain")])
             self.flaky.add(parts[1])
             return _response(503, b"first", [("Content-Type", "text/plain")])
+        if parts[0] == "slow-second":  # fast the first time a key is seen, then 5 s
+            if parts[1] in self.flaky:
+                await asyncio.sleep(5)
+            self.flaky.add(parts[1])
+            return _response(200, b"fast", [("Content-Type", "text/plain")])
         if parts[0] == "token":
             return _response(200, b"t0ken", [("Content-Type", "text/plain")])
         if parts[0] == "needs-token":
@@ -305,3 +311,42 @@ async def test_digest_errors_as_aiohttp(auth_server: AuthServer) -> None:
     theirs = await _aiohttp(lambda: unsupported(aiohttp))
     assert theirs.startswith("ClientError: Digest auth error: Unsupported hash algorithm: MD4")
     assert await unsupported(compat) == theirs
+
+
+async def test_cancelled_middleware_retry_leaks_nothing(auth_server: AuthServer) -> None:
+    """Cancelled while a middleware's second attempt waits for its answer: the first response
+    (dropped unreleased) and the second attempt's connection are both given back, and the
+    request ends with on_request_exception."""
+    recorder = Recorder()
+    second_sent = anyio.Event()
+    attempts = 0
+
+    async def on_headers_sent(session: Any, ctx: Any, params: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 2:
+            second_sent.set()
+
+    config = compat.TraceConfig()
+    config.on_request_headers_sent.append(on_headers_sent)
+
+    async def twice(request: Any, handler: Any) -> Any:
+        await handler(request)  # dropped without release
+        return await handler(request)
+
+    url = auth_server.url_for(f"/slow-second/{uuid.uuid4().hex}")
+    async with compat.ClientSession(
+        trace_configs=[config, recorder.config], middlewares=(twice,)
+    ) as session:
+        async with anyio.create_task_group() as tg:
+
+            async def request() -> None:
+                await session.get(url)
+
+            tg.start_soon(request)
+            await second_sent.wait()
+            tg.cancel_scope.cancel()
+        assert session.connector.stats().in_use == 0
+    assert recorder.names()[0] == "request_start"
+    assert recorder.names()[-1] == "request_exception"
+    assert recorder.names().count("request_headers_sent") == 2
