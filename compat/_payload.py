@@ -666,6 +666,14 @@ class PayloadLookupError(Exception):
 _P = TypeVar("_P", bound=type[Payload])
 
 
+def _may_take(types: Any, kind: type) -> bool:
+    """Whether a registration for `types` could match a `kind` value (unsure: yes)."""
+    try:
+        return issubclass(kind, types)
+    except TypeError:
+        return True
+
+
 class PayloadRegistry:
     """Value type -> payload class. Lookup: `try_first` registrations (isinstance), then the
     exact type among `normal` ones, then a Payload as itself, then isinstance over `normal` and
@@ -674,6 +682,7 @@ class PayloadRegistry:
     def __init__(self) -> None:
         self._by_order: dict[Order, list[tuple[type[Payload], Any]]] = {o: [] for o in Order}
         self._exact: dict[type, type[Payload]] = {}
+        self._plain = False  # bytes and str get the built-in payloads (make_body's shortcut)
 
     def register(self, factory: type[Payload], type: Any, *, order: Order = Order.normal) -> None:
         if not isinstance(order, Order):
@@ -682,6 +691,12 @@ class PayloadRegistry:
         if order is Order.normal:
             for one in type if isinstance(type, Iterable) else (type,):
                 self._exact[one] = factory
+        first = [types for _, types in self._by_order[Order.try_first]]
+        self._plain = (
+            self._exact.get(bytes) is BytesPayload
+            and self._exact.get(str) is StringPayload
+            and not any(_may_take(t, bytes) or _may_take(t, str) for t in first)
+        )
 
     def _factory(self, data: Any) -> type[Payload] | None:
         for factory, types in self._by_order[Order.try_first]:
@@ -768,10 +783,14 @@ def make_body(
     if json is UNSET or json is None:
         if data is None:
             return _NO_BODY
-        if type(data) is bytes:  # the common case, without a payload object
-            if len(data) > _TOO_LARGE:
+        kind = type(data)
+        if (kind is bytes or kind is str) and PAYLOAD_REGISTRY._plain:
+            # the common cases, without a payload object (what BytesPayload and StringPayload
+            # would give: the same bytes, type and size)
+            content = data if isinstance(data, bytes) else str(data).encode("utf-8")
+            if len(content) > _TOO_LARGE:
                 _warn_large(3)
-            return Body(data, _OCTET, len(data))
+            return Body(content, _OCTET if kind is bytes else _TEXT, len(content))
         return _as_body(_from_data(data))
     if data is not None:
         raise ValueError("data and json parameters can not be used at the same time")
@@ -786,8 +805,6 @@ def make_body(
 
 def _from_data(data: object) -> Payload:
     """The payload aiohttp makes of any `data=`: the registry's, else a form of it."""
-    from ._formdata import FormData  # FormData builds on this module
-
     if isinstance(data, FormData):
         return data()
     try:
@@ -805,3 +822,7 @@ def _as_body(payload: Payload) -> Body:
 
 
 _IN_MEMORY: Final = frozenset({BytesPayload, StringPayload, StringIOPayload, JsonPayload})
+_TEXT: Final = "text/plain; charset=utf-8"
+
+# FormData builds on this module (and multipart on both): imported once everything above exists.
+from ._formdata import FormData  # noqa: E402
