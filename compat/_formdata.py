@@ -77,7 +77,7 @@ class FormData:
         self._is_multipart = default_to_multipart
         self._quote_fields = quote_fields
         self._charset = charset
-        self._writer = MultipartWriter("form-data")
+        self._writer: MultipartWriter | None = None  # made by the first multipart build
         if isinstance(fields, dict):
             self.add_fields(*fields.items())
         elif isinstance(fields, (list, tuple)):
@@ -152,6 +152,9 @@ class FormData:
         return BytesPayload(encoded, content_type=content_type)
 
     def _multipart(self) -> MultipartWriter:
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = MultipartWriter("form-data")
         for field in self._pending:
             headers = {} if field.content_type is None else {"Content-Type": field.content_type}
             try:
@@ -169,6 +172,6 @@ class FormData:
                 params["filename"] = field.filename
             part.set_content_disposition("form-data", quote_fields=self._quote_fields, **params)
             part.headers.popall("Content-Length", None)
-            self._writer.append_payload(part)
+            writer.append_payload(part)
         self._pending.clear()
-        return self._writer
+        return writer

@@ -683,11 +683,13 @@ class PayloadRegistry:
         self._by_order: dict[Order, list[tuple[type[Payload], Any]]] = {o: [] for o in Order}
         self._exact: dict[type, type[Payload]] = {}
         self._plain = False  # bytes and str get the built-in payloads (make_body's shortcut)
+        self._unknown: set[type] = set()  # types no registration takes (forms, mostly)
 
     def register(self, factory: type[Payload], type: Any, *, order: Order = Order.normal) -> None:
         if not isinstance(order, Order):
             raise ValueError(f"Unsupported order {order!r}")
         self._by_order[order].append((factory, type))
+        self._unknown.clear()
         if order is Order.normal:
             for one in type if isinstance(type, Iterable) else (type,):
                 self._exact[one] = factory
@@ -709,9 +711,12 @@ class PayloadRegistry:
         if factory is None:
             if isinstance(data, Payload):
                 return data
+            if type(data) in self._unknown:
+                raise PayloadLookupError(type(data))
             candidates = self._by_order[Order.normal] + self._by_order[Order.try_last]
             factory = next((f for f, types in candidates if isinstance(data, types)), None)
             if factory is None:
+                self._unknown.add(type(data))
                 raise PayloadLookupError(type(data))
         return factory(data, *args, **kwargs)
 
