@@ -707,17 +707,24 @@ class PayloadRegistry:
         return self._exact.get(type(data))
 
     def get(self, data: Any, *args: Any, **kwargs: Any) -> Payload:
+        found = self._find(data, args, kwargs)
+        if found is None:
+            raise PayloadLookupError(type(data))
+        return found
+
+    def _find(self, data: Any, args: Any, kwargs: dict[str, Any]) -> Payload | None:
+        """`get`, with None for a value no registration takes."""
         factory = self._factory(data)
         if factory is None:
             if isinstance(data, Payload):
                 return data
             if type(data) in self._unknown:
-                raise PayloadLookupError(type(data))
+                return None
             candidates = self._by_order[Order.normal] + self._by_order[Order.try_last]
             factory = next((f for f, types in candidates if isinstance(data, types)), None)
             if factory is None:
                 self._unknown.add(type(data))
-                raise PayloadLookupError(type(data))
+                return None
         return factory(data, *args, **kwargs)
 
 
@@ -812,10 +819,8 @@ def _from_data(data: object) -> Payload:
     """The payload aiohttp makes of any `data=`: the registry's, else a form of it."""
     if isinstance(data, FormData):
         return data()
-    try:
-        return PAYLOAD_REGISTRY.get(data, disposition=None)
-    except PayloadLookupError:
-        return FormData(data)()  # type: ignore[arg-type]
+    found = PAYLOAD_REGISTRY._find(data, (), {"disposition": None})
+    return found if found is not None else FormData(data)()  # type: ignore[arg-type]
 
 
 def _as_body(payload: Payload) -> Body:
