@@ -1,8 +1,12 @@
-"""The trio stream: an anyio byte stream read when the HTTP/1.1 connection asks for more.
+"""The trio stream: the socket itself, read when the HTTP/1.1 connection asks for more.
 
 trio has no protocol callbacks, so reading is pulled: `pump` reads once and feeds what came.
-On plain TCP `read_nowait` also takes what the socket already holds without waiting, so a
-response body that arrived right behind its head frees the connection unread.
+Plain TCP is driven on the stdlib socket with trio's readiness waits (`wait_readable`,
+`wait_writable`): a read or write that can be done now is one syscall, with no stream wrapper,
+lock or cancel scope around it, and the task only parks when the socket makes it wait. A
+request's deadline is the caller's one cancel scope. `read_nowait` takes what the socket already
+holds, so a response body that arrived right behind its head frees the connection unread.
+TLS is trio's own `SSLStream` over the same socket.
 """
 
 from __future__ import annotations
@@ -12,57 +16,78 @@ import select
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-import anyio
-import anyio.abc
-import anyio.streams.tls
 import trio
 
 from . import NetworkStream, Receiver, socket_address
 
-__all__ = ["TrioStream", "call_later", "cancel_scope", "open_tcp", "open_unix"]
+__all__ = ["TrioStream", "TrioTLSStream", "call_later", "cancel_scope", "open_tcp", "open_unix"]
 
-_READ_SIZE = 65536
-_BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError)
+# As asyncio's selector transports: a 64 KiB body is one read, not two.
+_READ_SIZE = 256 * 1024
+# Reads and writes that never had to wait still let other tasks run this often.
+_YIELD_EVERY = 16
 
 
 class TrioStream:
-    __slots__ = ("_closed", "_eof", "_raw", "_stream", "_tls", "receiver")
+    """Plain TCP (or a Unix socket)."""
+
+    __slots__ = ("_closed", "_eof", "_raw", "_streak", "receiver")
     pulls = True
 
-    def __init__(self, stream: anyio.abc.ByteStream, raw: socket.socket, tls: bool) -> None:
-        self._stream = stream
+    def __init__(self, raw: socket.socket) -> None:
         self._raw = raw
-        self._tls = tls
         self._eof = False
         self._closed = False
+        self._streak = 0
         self.receiver: Receiver | None = None
 
     def _end(self, exc: BaseException | None) -> None:
-        if exc is not None and not isinstance(exc, OSError):
-            # anyio's BrokenResourceError: the socket's own error is what callers report
-            exc = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
         self._eof = True
         if self.receiver is not None:
             self.receiver.feed_eof(exc)
 
+    async def _ran(self) -> None:
+        """A checkpoint after work that did not wait: cancellation is seen, others get turns."""
+        self._streak += 1
+        if self._streak >= _YIELD_EVERY:
+            self._streak = 0
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+
     async def pump(self) -> None:
         if self._eof:
             return
-        try:
-            data = await self._stream.receive(_READ_SIZE)
-        except anyio.EndOfStream:
+        raw = self._raw
+        waited = False
+        while True:
+            try:
+                data = raw.recv(_READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                try:
+                    await trio.lowlevel.wait_readable(raw)
+                except trio.ClosedResourceError as exc:  # closed by another task
+                    self._end(exc)
+                    return
+                waited = True
+                continue
+            except OSError as exc:
+                self._end(exc)
+                return
+            break
+        if not data:
             self._end(None)
-            return
-        except _BROKEN as exc:
-            self._end(exc)
-            return
-        if self.receiver is not None:
+        elif self.receiver is not None:
             self.receiver.feed_data(data)
+        if waited:  # the wait was the checkpoint
+            self._streak = 0
+        else:
+            await self._ran()
 
     def read_nowait(self) -> bool:
-        if self._tls or self._eof or self._closed:
+        if self._eof or self._closed:
             return False
         try:
             data = self._raw.recv(_READ_SIZE)
@@ -78,16 +103,22 @@ class TrioStream:
         return True
 
     def idle_ok(self) -> bool:
-        if self.closed:
-            return False
-        if self._tls:  # anything readable on an idle TLS connection: a close or garbage
-            return not select.select([self._raw], [], [], 0)[0]
-        return not self.read_nowait()
+        return not self.closed and not self.read_nowait()
 
     async def send(self, data: bytes) -> None:
+        raw = self._raw
+        rest: bytes | memoryview = data
         try:
-            await self._stream.send(data)
-        except (*_BROKEN, anyio.EndOfStream) as exc:  # TLS: the peer closed
+            while True:
+                try:
+                    sent = raw.send(rest)
+                except (BlockingIOError, InterruptedError):
+                    await trio.lowlevel.wait_writable(raw)
+                    continue
+                if sent == len(rest):
+                    return
+                rest = memoryview(rest)[sent:]
+        except (OSError, trio.ClosedResourceError) as exc:
             raise ConnectionResetError(str(exc) or type(exc).__name__) from exc
 
     def write_nowait(self, data: bytes) -> bool:
@@ -96,15 +127,8 @@ class TrioStream:
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None
     ) -> NetworkStream:
-        with anyio.fail_after(timeout):
-            tls = await anyio.streams.tls.TLSStream.wrap(
-                self._stream,
-                ssl_context=context,
-                hostname=server_hostname,
-                standard_compatible=False,
-                server_side=False,
-            )
-        return TrioStream(tls, self._raw, tls=True)
+        transport = trio.SocketStream(trio.socket.from_stdlib_socket(self._raw))
+        return await _handshake(transport, self._raw, context, server_hostname, timeout)
 
     def pause_reading(self) -> None:
         """Nothing to do: a pulled stream is not read until the connection asks."""
@@ -116,9 +140,7 @@ class TrioStream:
         if self._closed:
             return
         self._closed = True
-        if self._raw.fileno() >= 0:
-            trio.lowlevel.notify_closing(self._raw)
-            self._raw.close()
+        _close(self._raw)
 
     @property
     def closed(self) -> bool:
@@ -131,22 +153,134 @@ class TrioStream:
             return socket_address(self._raw, False)
         if name == "socket":
             return self._raw
-        if name == "ssl_object" and self._tls:
-            return self._stream.extra(anyio.streams.tls.TLSAttribute.ssl_object, default)
         return default
 
 
-async def open_tcp(address: str, port: int, local_host: str | None) -> NetworkStream:
+class TrioTLSStream(TrioStream):
+    """TLS: trio's `SSLStream` on the socket; the socket is still closed directly."""
+
+    __slots__ = ("_ssl_object", "_tls")
+
+    def __init__(self, tls: trio.SSLStream[Any], raw: socket.socket, obj: ssl.SSLObject) -> None:
+        super().__init__(raw)
+        self._tls = tls
+        self._ssl_object = obj
+
+    async def pump(self) -> None:
+        if self._eof:
+            return
+        try:
+            data = cast(bytes, await self._tls.receive_some(_READ_SIZE))  # SSLObject.read: bytes
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._end(_cause(exc))
+            return
+        if not data:
+            self._end(None)
+        elif self.receiver is not None:
+            self.receiver.feed_data(data)
+
+    def read_nowait(self) -> bool:
+        return False  # bytes on the socket are records, not data: only `pump` decrypts
+
+    def idle_ok(self) -> bool:
+        # anything readable on an idle TLS connection: a close or garbage
+        return not self.closed and not select.select([self._raw], [], [], 0)[0]
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._tls.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            cause = _cause(exc)
+            raise ConnectionResetError(str(cause) or type(cause).__name__) from cause
+
+    async def start_tls(
+        self, context: ssl.SSLContext, server_hostname: str | None, timeout: float | None
+    ) -> NetworkStream:
+        # TLS inside TLS: a tunnel through an HTTPS proxy
+        return await _handshake(self._tls, self._raw, context, server_hostname, timeout)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self._ssl_object
+        return super().get_extra_info(name, default)
+
+
+class _CaptureSSLObject:
+    """Stands in for the context while `SSLStream` wraps its BIOs, to keep the `SSLObject`
+    (which `get_extra_info("ssl_object")` hands out, as asyncio's transports do)."""
+
+    __slots__ = ("context", "ssl_object")
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        self.ssl_object: ssl.SSLObject | None = None
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self.ssl_object = self.context.wrap_bio(*args, **kwargs)
+        return self.ssl_object
+
+
+async def _handshake(
+    transport: Any,
+    raw: socket.socket,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    timeout: float | None,
+) -> TrioTLSStream:
+    capture = _CaptureSSLObject(context)
+    tls = trio.SSLStream(
+        transport,
+        cast(ssl.SSLContext, capture),
+        server_hostname=server_hostname,
+        https_compatible=True,  # no close_notify needed at EOF, as every HTTPS client
+    )
+    with trio.move_on_after(timeout if timeout else float("inf")) as scope:
+        try:
+            await tls.do_handshake()
+        except trio.BrokenResourceError as exc:
+            raise _cause(exc) from None
+    if scope.cancelled_caught:
+        raise TimeoutError("TLS handshake timed out")
+    assert capture.ssl_object is not None
+    return TrioTLSStream(tls, raw, capture.ssl_object)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """trio reports a broken stream as BrokenResourceError; the SSL or socket error says why."""
+    cause = exc.__cause__
+    if isinstance(cause, (ssl.SSLError, OSError)):
+        return cause
+    if isinstance(exc, trio.BrokenResourceError):
+        return ConnectionResetError(str(exc) or "the connection broke")
+    return exc
+
+
+def _close(raw: socket.socket) -> None:
+    if raw.fileno() >= 0:
+        trio.lowlevel.notify_closing(raw)  # a task waiting on it wakes with ClosedResourceError
+        raw.close()
+
+
+async def _connect(raw: socket.socket, address: Any) -> TrioStream:
+    raw.setblocking(False)
     try:
-        stream = await anyio.connect_tcp(address, port, local_host=local_host)
-    except OSError as exc:
-        # anyio reports "All connection attempts failed"; the one attempt's error says why
-        cause = exc.__cause__
-        if isinstance(cause, OSError):
-            raise cause from None
+        await trio.socket.from_stdlib_socket(raw).connect(address)
+    except BaseException:
+        _close(raw)
         raise
-    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
-    return TrioStream(stream, raw, tls=False)
+    return TrioStream(raw)
+
+
+async def open_tcp(address: str, port: int, local_host: str | None) -> NetworkStream:
+    raw = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if local_host:
+            raw.bind((local_host, 0))
+    except BaseException:
+        raw.close()
+        raise
+    return await _connect(raw, (address, port))
 
 
 class _SystemTimer:
@@ -187,6 +321,4 @@ def cancel_scope(deadline: float) -> trio.CancelScope:
 
 
 async def open_unix(path: str) -> NetworkStream:
-    stream = await anyio.connect_unix(path)
-    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
-    return TrioStream(stream, raw, tls=False)
+    return await _connect(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), path)
