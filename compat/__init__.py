@@ -4,6 +4,8 @@ Replace `aiohttp.` with `compat.` in client and tracing code: the same handlers 
 and on trio.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import abc
 from ._connector import TCPConnector, UnixConnector
 from ._cookies import CookieJar, DummyCookieJar
@@ -38,7 +40,6 @@ from ._exceptions import (
     TooManyRedirects,
 )
 from ._formdata import FormData
-from ._httpx import TracedTransport, traced_client
 from ._middlewares import ClientHandlerType, ClientMiddlewareType, ClientRequest
 from ._models import (
     BasicAuth,
@@ -105,7 +106,22 @@ from ._transport._dns import AsyncResolver, DefaultResolver, ThreadedResolver
 from ._transport._pool import HostStats, PoolStats
 from ._upload import UploadAbortedError, UploadTracker
 
+if TYPE_CHECKING:
+    from ._httpx import TracedTransport, traced_client
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """The httpx entry point imports httpx and httpcore: loaded when first asked for."""
+    if name in ("TracedTransport", "traced_client"):
+        from . import _httpx
+
+        value = getattr(_httpx, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'compat' has no attribute {name!r}")
+
 
 __all__ = [
     "PAYLOAD_REGISTRY",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import socket
 import ssl as ssl_module
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ._transport._dns import Resolver, check_resolver
 from ._transport._engine import Engine
-from ._transport._httpx import EnginePool, EngineTransport
 from ._transport._opener import default_ssl_context
 from ._transport._pool import ConnectionPool, PoolStats
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["TCPConnector", "UnixConnector"]
 
@@ -141,6 +141,8 @@ class TCPConnector:
 
     def transport(self) -> httpx.AsyncHTTPTransport:
         """An httpx transport over this connector's engine; closing it leaves the pool open."""
+        from ._transport._httpx import EnginePool, EngineTransport  # httpx loads on first use
+
         return EngineTransport(EnginePool(self._engine))
 
     def stats(self) -> PoolStats:

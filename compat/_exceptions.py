@@ -4,7 +4,8 @@ The engine raises aiohttp's classes (whose names tracing libraries record) with 
 addition, `BadHttpMessage`, which the session turns into aiohttp's `ClientResponseError`
 (status 400) once it knows the request. For a plain `httpx.AsyncClient` over the engine,
 `to_httpx_error` gives httpx's classes instead; `to_client_error` maps the other way what
-httpx-level code (a respx mock, say) raises.
+httpx-level code (a respx mock, say) raises. httpx and httpcore are not imported here: an error
+of theirs can only exist once they are loaded, and the session's path never loads them.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import ssl
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import httpcore
-import httpx
 from multidict import MultiMapping
 from yarl import URL
 
@@ -35,6 +35,8 @@ else:  # pragma: no cover - before 3.11, asyncio's TimeoutError is a class of it
     TotalTimeoutError.__name__ = TotalTimeoutError.__qualname__ = "TimeoutError"
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._models import RequestInfo
     from ._response import ClientResponse
 
@@ -311,32 +313,55 @@ class NonHttpUrlRedirectClientError(NonHttpUrlClientError, RedirectClientError):
 
 # --- httpcore -> httpx (what the transport raises, as httpx's own transport would) ---
 
-_HTTPCORE_TO_HTTPX: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-)
+
+@cache
+def _httpcore_to_httpx() -> tuple[tuple[type[Exception], type[httpx.HTTPError]], ...]:
+    import httpcore
+    import httpx
+
+    return (
+        (httpcore.TimeoutException, httpx.TimeoutException),
+        (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+        (httpcore.ReadTimeout, httpx.ReadTimeout),
+        (httpcore.WriteTimeout, httpx.WriteTimeout),
+        (httpcore.PoolTimeout, httpx.PoolTimeout),
+        (httpcore.NetworkError, httpx.NetworkError),
+        (httpcore.ConnectError, httpx.ConnectError),
+        (httpcore.ReadError, httpx.ReadError),
+        (httpcore.WriteError, httpx.WriteError),
+        (httpcore.ProxyError, httpx.ProxyError),
+        (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+        (httpcore.ProtocolError, httpx.ProtocolError),
+        (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+        (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    )
 
 
-_HTTPCORE_ERRORS = tuple(core_class for core_class, _ in _HTTPCORE_TO_HTTPX)
+def _from_httpcore(exc: BaseException) -> bool:
+    """An httpcore exception (only possible once httpcore is loaded)."""
+    return "httpcore" in sys.modules and isinstance(exc, _httpcore_errors())
+
+
+@cache
+def _httpcore_errors() -> tuple[type[Exception], ...]:
+    return tuple(core_class for core_class, _ in _httpcore_to_httpx())
+
+
+def _from_httpx(exc: BaseException) -> bool:
+    """An httpx exception (only possible once httpx is loaded)."""
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(
+        exc, (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL)
+    )
 
 
 def to_httpx_error(exc: BaseException, request: httpx.Request | None = None) -> BaseException:
     """The httpx exception an httpx user expects for `exc` (the engine's or httpcore's)."""
-    if isinstance(exc, _HTTPCORE_ERRORS):
+    import httpx
+
+    if _from_httpcore(exc):
         mapped: type[httpx.HTTPError] | None = None
-        for core_class, httpx_class in _HTTPCORE_TO_HTTPX:
+        for core_class, httpx_class in _httpcore_to_httpx():
             if isinstance(exc, core_class):
                 mapped = httpx_class
         assert mapped is not None
@@ -353,6 +378,8 @@ def to_httpx_error(exc: BaseException, request: httpx.Request | None = None) -> 
 
 
 def _CLIENT_TO_HTTPX_CLASS(exc: ClientError) -> type[httpx.HTTPError]:
+    import httpx
+
     if isinstance(exc, PoolTimeoutError):
         return httpx.PoolTimeout
     if isinstance(exc, WriteTimeoutError):
@@ -423,6 +450,10 @@ def to_client_error(
         return exc
     if isinstance(exc, ClientError) or not isinstance(exc, Exception):
         return exc
+    if not (_from_httpcore(exc) or _from_httpx(exc)):
+        return exc  # nothing below would match: no need to load httpx
+    import httpx
+
     mapped = to_httpx_error(exc)
     assert isinstance(mapped, Exception)
     exc = mapped

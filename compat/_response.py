@@ -10,7 +10,6 @@ one go.
 
 from __future__ import annotations
 
-import asyncio
 import json as json_module
 import math
 from collections.abc import Awaitable, Callable, Generator
@@ -569,6 +568,8 @@ class StreamReader:
             pass
         if len(self._buffer) < n:
             partial = await self._give(-1)
+            import asyncio  # aiohttp's exception for it, also on trio
+
             raise asyncio.IncompleteReadError(partial, n)
         return await self._give(n)
 

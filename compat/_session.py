@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json as json_module
 import math
-import netrc
 import os
 import re
-import urllib.request
 import warnings
 from collections.abc import (
     AsyncIterable,
@@ -704,6 +702,8 @@ def _limits(
 
 def _env_proxy(url: URL) -> tuple[URL | None, BasicAuth | None]:
     """HTTP(S)_PROXY / NO_PROXY for `url`, with netrc credentials for the proxy's host."""
+    import urllib.request  # loads http.client and email: only with trust_env
+
     host = url.raw_host or ""
     if urllib.request.proxy_bypass(host):
         return None, None
@@ -715,6 +715,8 @@ def _env_proxy(url: URL) -> tuple[URL | None, BasicAuth | None]:
 
 
 def _netrc_auth(host: str) -> BasicAuth | None:
+    import netrc  # only with trust_env and a proxy or host to look up
+
     try:
         entry = netrc.netrc(os.environ.get("NETRC")).authenticators(host)
     except (FileNotFoundError, netrc.NetrcParseError, OSError):

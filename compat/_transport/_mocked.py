@@ -7,35 +7,64 @@ request takes this slower path instead: the session sends through an httpx clien
 engine's httpx transport, which hands it to the patched method (`EngineTransport`) or through
 httpcore's patched connection (`via_httpcore`). `ClientSession(transport=…)` takes the same
 path over the transport it was given. Such a request fires the request-level signals only:
-nothing reaches the engine's pool or a socket.
+nothing reaches the engine's pool or a socket. Neither httpx nor httpcore is imported here: a
+package that is not loaded is not patched.
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpcore
-import httpx
 from yarl import URL
 
 from .._tracing import RequestTrace
 from ._connection import Exchange
 
+if TYPE_CHECKING:
+    import httpcore
+    import httpx
+
+    _Handler = Callable[[httpx.AsyncHTTPTransport, httpx.Request], Awaitable[httpx.Response]]
+
 __all__ = ["MockedSender", "httpcore_mocked", "httpx_class_patch", "mocked", "via_httpcore"]
 
-_HTTPCORE_HANDLE = httpcore.AsyncHTTPConnection.handle_async_request
-_HTTPX_TRANSPORT_FOR_URL = httpx.AsyncClient._transport_for_url
-_Handler = Callable[[httpx.AsyncHTTPTransport, httpx.Request], Awaitable[httpx.Response]]
-_HTTPX_HANDLE: _Handler = inspect.unwrap(httpx.AsyncHTTPTransport.handle_async_request)
+_OWN: dict[str, Any] = {}  # what -> the package's own function, last seen unpatched
+
+
+def _package(function: object) -> str:
+    return str(getattr(function, "__module__", "")).partition(".")[0]
+
+
+def _replaced(owner: Any, name: str, package: str) -> bool:
+    """True while something (respx) has replaced `owner.name` with a function not `package`'s."""
+    function = getattr(owner, name)
+    key = f"{package}.{name}"
+    if function is _OWN.get(key):
+        return False
+    if _package(function) == package:
+        _OWN[key] = function
+        return False
+    return True
 
 
 def httpx_class_patch() -> _Handler | None:
     """Whatever has replaced `httpx.AsyncHTTPTransport.handle_async_request`, if anything
-    (an instrumentation's wrapper or a mocker's function)."""
+    (an instrumentation's wrapper or a mocker's function). httpx's own function is found by
+    unwrapping the first time httpx is seen (wrappers keep `__wrapped__`; a mocker's plain
+    replacement, which hides it, is a patch whatever it is)."""
+    import httpx
+
     current: _Handler | None = vars(httpx.AsyncHTTPTransport).get("handle_async_request")
-    return None if current is _HTTPX_HANDLE else current
+    own = _OWN.get("httpx.handle_async_request")
+    if own is None:
+        candidate = inspect.unwrap(current) if current is not None else None
+        if _package(candidate) != "httpx":
+            return current
+        own = _OWN["httpx.handle_async_request"] = candidate
+    return None if current is own else current
 
 
 def _pytest_httpx_mocking() -> bool:
@@ -45,14 +74,23 @@ def _pytest_httpx_mocking() -> bool:
 
 
 def httpcore_mocked() -> bool:
-    return httpcore.AsyncHTTPConnection.handle_async_request is not _HTTPCORE_HANDLE
+    httpcore = sys.modules.get("httpcore")
+    return httpcore is not None and _replaced(
+        httpcore.AsyncHTTPConnection, "handle_async_request", "httpcore"
+    )
 
 
 def mocked() -> bool:
-    return (
-        httpcore.AsyncHTTPConnection.handle_async_request is not _HTTPCORE_HANDLE
-        or httpx.AsyncClient._transport_for_url is not _HTTPX_TRANSPORT_FOR_URL
-        or _pytest_httpx_mocking()
+    """Asked on every session request: two dict lookups while neither package is loaded."""
+    modules = sys.modules
+    httpcore = modules.get("httpcore")
+    if httpcore is not None and _replaced(
+        httpcore.AsyncHTTPConnection, "handle_async_request", "httpcore"
+    ):
+        return True
+    httpx = modules.get("httpx")
+    return httpx is not None and (
+        _replaced(httpx.AsyncClient, "_transport_for_url", "httpx") or _pytest_httpx_mocking()
     )
 
 
@@ -60,6 +98,8 @@ class MockedSender:
     """The session's way through httpx while httpx or httpcore is patched."""
 
     def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        import httpx
+
         self._client = httpx.AsyncClient(
             transport=transport, follow_redirects=False, trust_env=False, timeout=None
         )
@@ -72,6 +112,8 @@ class MockedSender:
         body: bytes | AsyncIterable[bytes] | None,
         trace: RequestTrace,
     ) -> Exchange:
+        import httpx
+
         from ._httpx import EXCHANGE_EXTENSION, TRACE_EXTENSION
 
         request = httpx.Request(
@@ -100,6 +142,8 @@ class MockedSender:
 
 async def via_httpcore(request: httpcore.Request, port: int) -> httpcore.Response:
     """Send `request` through httpcore's (patched) connection class."""
+    import httpcore
+
     url = request.url
     conn = httpcore.AsyncHTTPConnection(httpcore.Origin(url.scheme, url.host, port))
     try:

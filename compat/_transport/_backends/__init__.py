@@ -10,16 +10,18 @@ it has nothing buffered: no cancel scope or checkpoint per read of data already 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import socket
 import ssl
 import sys
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "Deadline",
@@ -30,6 +32,7 @@ __all__ = [
     "current_time",
     "open_tcp",
     "open_unix",
+    "running_loop",
 ]
 
 _HAS_ASYNCIO_TIMEOUT = sys.version_info >= (3, 11)
@@ -79,18 +82,27 @@ class NetworkStream(Protocol):
     def get_extra_info(self, name: str, default: Any = None) -> Any: ...
 
 
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop; None on trio. asyncio is not imported for this: with no
+    asyncio loaded, no asyncio loop can be running (`import compat` leaves it to the app)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        return asyncio.get_running_loop()  # type: ignore[no-any-return]
+    except RuntimeError:
+        return None
+
+
 async def open_tcp(address: str, port: int, *, local_host: str | None = None) -> NetworkStream:
     """A TCP connection to one resolved address, on the running event loop's stream type."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # no asyncio loop: trio
+    if running_loop() is None:
         from ._trio import open_tcp as open_trio
 
         return await open_trio(address, port, local_host)
-    else:
-        from ._asyncio import open_tcp as open_asyncio
+    from ._asyncio import open_tcp as open_asyncio
 
-        return await open_asyncio(address, port, local_host)
+    return await open_asyncio(address, port, local_host)
 
 
 class Timer(Protocol):
@@ -100,11 +112,8 @@ class Timer(Protocol):
 def call_later(delay: float, callback: Callable[[], None]) -> Timer | None:
     """Call `callback` (synchronous; it must not raise) in `delay` seconds, owned by no user
     task: a loop timer on asyncio, a trio system task on trio; None outside an event loop."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
+    loop = running_loop()
+    if loop is not None:
         return loop.call_later(delay, callback)
     try:
         from ._trio import call_later as trio_call_later
@@ -126,10 +135,8 @@ def socket_address(sock: socket.socket | None, peer: bool) -> Any:
 
 def current_time() -> float:
     """The event loop's clock, which `Deadline` counts in."""
-    try:
-        return asyncio.get_running_loop().time()
-    except RuntimeError:
-        return anyio.current_time()
+    loop = running_loop()
+    return anyio.current_time() if loop is None else loop.time()
 
 
 class Deadline:
@@ -150,15 +157,12 @@ class Deadline:
     async def __aenter__(self) -> Deadline:
         if self._when == math.inf:
             return self
-        if _HAS_ASYNCIO_TIMEOUT:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                self._timeout = asyncio.timeout_at(self._when)  # type: ignore[attr-defined,unused-ignore]
-                await self._timeout.__aenter__()
-                return self
+        if _HAS_ASYNCIO_TIMEOUT and running_loop() is not None:
+            import asyncio
+
+            self._timeout = asyncio.timeout_at(self._when)  # type: ignore[attr-defined,unused-ignore]
+            await self._timeout.__aenter__()
+            return self
         self._scope = _cancel_scope(self._when)
         self._scope.__enter__()
         return self
@@ -186,9 +190,7 @@ class Deadline:
 
 
 def _cancel_scope(when: float) -> Any:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if running_loop() is None:
         from ._trio import cancel_scope
 
         return cancel_scope(when)
@@ -197,9 +199,7 @@ def _cancel_scope(when: float) -> Any:
 
 async def open_unix(path: str) -> NetworkStream:
     """A connection to a Unix socket, on the running event loop's stream type."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if running_loop() is None:
         from ._trio import open_unix as open_trio
 
         return await open_trio(path)
