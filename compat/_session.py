@@ -347,7 +347,7 @@ class ClientSession:
             ssl,
             None if proxy is None else URL(proxy),
             proxy_auth,
-            tuple(CIMultiDict(proxy_headers or ()).items()),
+            tuple(CIMultiDict(proxy_headers).items()) if proxy_headers else (),
             self._skip_auto_headers
             if skip_auto_headers is None
             else frozenset(h.lower() for h in skip_auto_headers),

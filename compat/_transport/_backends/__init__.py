@@ -86,12 +86,8 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
     """The running asyncio loop; None on trio. asyncio is not imported for this: with no
     asyncio loaded, no asyncio loop can be running (`import compat` leaves it to the app)."""
     asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        return None
-    try:
-        return asyncio.get_running_loop()  # type: ignore[no-any-return]
-    except RuntimeError:
-        return None
+    # _get_running_loop (in asyncio.__all__): None on trio, where get_running_loop would raise
+    return None if asyncio is None else asyncio._get_running_loop()
 
 
 async def open_tcp(address: str, port: int, *, local_host: str | None = None) -> NetworkStream:
