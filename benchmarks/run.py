@@ -296,7 +296,7 @@ def check_targets(results: Results) -> list[dict[str, Any]]:
         by_cpu = cpu_ratio(results[goal.scenario], goal.key, goal.against)
         report.append(
             {
-                "target": f"{goal.what} >= {goal.threshold:.1f}x",
+                "target": f"{goal.what} >= {goal.threshold:g}x",
                 "variant": goal.key,
                 "against": goal.against,
                 "scenario": goal.scenario,
