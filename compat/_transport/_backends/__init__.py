@@ -3,9 +3,10 @@
 The connection is a parser fed with bytes; a stream's job is to get bytes to it. On asyncio
 the stream is a `Protocol`: the loop hands data to `data_received`, which feeds the
 connection at once, so a response body that has fully arrived is complete (and its connection
-free) before anyone reads it, as in aiohttp. On trio the stream reads from an anyio stream when
+free) before anyone reads it, as in aiohttp. On trio the stream reads the socket itself when
 the connection asks (`pump`), and feeds what it got. Either way the connection only waits when
-it has nothing buffered: no cancel scope or checkpoint per read of data already here.
+it has nothing buffered: no cancel scope or checkpoint per read of data already here, and a
+request's deadline is one timer (asyncio) or one cancel scope (trio) around all of it.
 """
 
 from __future__ import annotations
@@ -132,7 +133,10 @@ def socket_address(sock: socket.socket | None, peer: bool) -> Any:
 def current_time() -> float:
     """The event loop's clock, which `Deadline` counts in."""
     loop = running_loop()
-    return anyio.current_time() if loop is None else loop.time()
+    if loop is not None:
+        return loop.time()
+    trio = sys.modules.get("trio")  # not on asyncio: trio, which anyio would ask through sniffio
+    return anyio.current_time() if trio is None else float(trio.current_time())
 
 
 class Deadline:
@@ -140,7 +144,7 @@ class Deadline:
 
     On asyncio (3.11+) this is `asyncio.timeout_at`, a loop timer: several times cheaper than
     an anyio cancel scope, and every request opens one. On trio, trio's own cancel scope
-    (anyio's wraps it); elsewhere an anyio cancel scope."""
+    (anyio's wraps it; trio is loaded whenever it runs); elsewhere an anyio cancel scope."""
 
     __slots__ = ("_scope", "_timeout", "_when", "expired")
 
@@ -153,13 +157,16 @@ class Deadline:
     async def __aenter__(self) -> Deadline:
         if self._when == math.inf:
             return self
-        if _HAS_ASYNCIO_TIMEOUT and running_loop() is not None:
+        if running_loop() is None:  # trio: the request's one cancel scope
+            self._scope = sys.modules["trio"].CancelScope(deadline=self._when)
+        elif _HAS_ASYNCIO_TIMEOUT:
             import asyncio
 
             self._timeout = asyncio.timeout_at(self._when)  # type: ignore[attr-defined,unused-ignore]
             await self._timeout.__aenter__()
             return self
-        self._scope = _cancel_scope(self._when)
+        else:
+            self._scope = anyio.CancelScope(deadline=self._when)
         self._scope.__enter__()
         return self
 
@@ -183,14 +190,6 @@ class Deadline:
             self.expired = self._scope.cancelled_caught
             return suppressed
         return False
-
-
-def _cancel_scope(when: float) -> Any:
-    if running_loop() is None:
-        from ._trio import cancel_scope
-
-        return cancel_scope(when)
-    return anyio.CancelScope(deadline=when)
 
 
 async def open_unix(path: str) -> NetworkStream:

@@ -22,7 +22,7 @@ import trio
 
 from . import NetworkStream, Receiver, socket_address
 
-__all__ = ["TrioStream", "TrioTLSStream", "call_later", "cancel_scope", "open_tcp", "open_unix"]
+__all__ = ["TrioStream", "TrioTLSStream", "call_later", "open_tcp", "open_unix"]
 
 # As asyncio's selector transports: a 64 KiB body is one read, not two.
 _READ_SIZE = 256 * 1024
@@ -314,10 +314,6 @@ class _SystemTimer:
 def call_later(delay: float, callback: Callable[[], None]) -> _SystemTimer:
     """Raises RuntimeError outside `trio.run`."""
     return _SystemTimer(delay, callback)
-
-
-def cancel_scope(deadline: float) -> trio.CancelScope:
-    return trio.CancelScope(deadline=deadline)
 
 
 async def open_unix(path: str) -> NetworkStream:
