@@ -15,12 +15,11 @@ context; if that caller is cancelled, a waiting caller takes over the lookup.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 import sys
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -32,6 +31,9 @@ from .._params import (
 )
 from .._tracing import RequestTrace
 from ..abc import AbstractResolver, ResolveResult
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "Address",
@@ -115,6 +117,8 @@ class AsyncResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         _not_on_trio()
+        import asyncio  # not at import time: `import compat` leaves asyncio to the app
+
         loop = asyncio.get_running_loop()
         if self._channel is None or self._loop is not loop:
             self._channel = self._aiodns.DNSResolver(*self._args, loop=loop, **self._kwargs)
