@@ -20,7 +20,6 @@ import binascii
 import json
 import re
 import sys
-import uuid
 import warnings
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -124,7 +123,11 @@ class MultipartWriter(_Streamed):
     _autoclose = True
 
     def __init__(self, subtype: str = "mixed", boundary: str | None = None) -> None:
-        text = uuid.uuid4().hex if boundary is None else boundary
+        if boundary is None:
+            import uuid  # loads platform and subprocess: not at `import compat`
+
+            boundary = uuid.uuid4().hex
+        text = boundary
         try:
             self._boundary = text.encode("ascii")
         except UnicodeEncodeError:

@@ -23,12 +23,14 @@ from collections.abc import (
     Sequence,
 )
 from ssl import SSLContext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
+
+if TYPE_CHECKING:
+    import httpx
 
 from ._connector import TCPConnector, UnixConnector
 from ._cookies import CookieJar, DummyCookieJar
@@ -150,7 +152,7 @@ class ClientSession:
         self._response_class = response_class or ClientResponse
         self._middlewares = tuple(middlewares)
         self._to_release: list[Exchange] = []
-        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+        if transport is not None and not _is_httpx_transport(transport):
             raise TypeError("transport must be an httpx.AsyncBaseTransport")
         # A foreign httpx transport (ASGI, mock, …) carries every request: the session owns it
         self._mocked: MockedSender | None = None if transport is None else MockedSender(transport)
@@ -775,3 +777,9 @@ class _RequestContextManager:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
             await self._response.release()
+
+
+def _is_httpx_transport(transport: object) -> bool:
+    import httpx  # only for transport=: the session's own path never loads httpx
+
+    return isinstance(transport, httpx.AsyncBaseTransport)
