@@ -21,6 +21,7 @@ from ._exceptions import ClientError
 from ._models import ClientTimeout
 from ._session import ClientSession
 from ._tracing import AIOHTTP_SIGNALS
+from .har import HarRecorder
 from .timings import PHASES, Timings, timing_trace_config
 
 _BAR_WIDTH = 40
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--insecure", action="store_true", help="do not verify certificates")
     parser.add_argument(
         "--http2", action="store_true", help="offer HTTP/2 (ALPN); needs the http2 extra"
+    )
+    parser.add_argument(
+        "--har", metavar="FILE", help="also write the requests as a HAR 1.2 file (secrets redacted)"
     )
     return parser
 
@@ -145,7 +149,9 @@ async def _one(session: ClientSession, method: str, url: str, args: argparse.Nam
     return outcome
 
 
-async def _run(urls: Sequence[str], args: argparse.Namespace) -> list[_Outcome]:
+async def _run(
+    urls: Sequence[str], args: argparse.Namespace, har: HarRecorder | None
+) -> list[_Outcome]:
     ssl_arg: bool | ssl.SSLContext = not args.insecure
     connector = TCPConnector(limit=args.limit, ssl=ssl_arg, http2=args.http2)
     config = timing_trace_config()
@@ -154,10 +160,13 @@ async def _run(urls: Sequence[str], args: argparse.Namespace) -> list[_Outcome]:
         ctx.trace_request_ctx["timings"] = ctx.timings
 
     config.on_request_start.insert(0, keep_timings)
+    configs = [config]
+    if har is not None:
+        configs.append(har.trace_config())
     outcomes: list[_Outcome] = []
     async with ClientSession(
         connector=connector,
-        trace_configs=[config],
+        trace_configs=configs,
         timeout=ClientTimeout(total=args.timeout),
     ) as session:
         for url in urls:
@@ -175,8 +184,9 @@ async def _run(urls: Sequence[str], args: argparse.Namespace) -> list[_Outcome]:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    har = HarRecorder() if args.har else None
     if args.urls:
-        outcomes = await _run(args.urls, args)
+        outcomes = await _run(args.urls, args, har)
     else:
         from ._demo import demo_server
 
@@ -186,13 +196,17 @@ async def _main(args: argparse.Namespace) -> int:
                 print(
                     f"compat demo: a local server on 127.0.0.1:{port}, reached as localhost.\n"
                     "Each line: time since request start, signal ('+': a compat extension).\n"
+                    "Add --har FILE to save the requests for a browser's network panel.\n"
                 )
-            outcomes = await _run([f"{base}/redirect", f"{base}/slow", f"{base}/big"], args)
+            outcomes = await _run([f"{base}/redirect", f"{base}/slow", f"{base}/big"], args, har)
     for outcome in outcomes:
         if args.json:
             print(json.dumps(outcome.as_json()))
         else:
             print(outcome.render(), end="\n\n")
+    if har is not None:
+        har.save(args.har)
+        print(f"HAR: {len(har.entries())} entries written to {args.har}", file=sys.stderr)
     return 1 if any(o.error is not None for o in outcomes) else 0
 
 
