@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._transport._dns import Resolver, check_resolver
 from ._transport._engine import Engine
 from ._transport._opener import default_ssl_context
-from ._transport._pool import ConnectionPool, PoolStats
+from ._transport._pool import ConnectionListener, ConnectionPool, PoolStats
 
 if TYPE_CHECKING:
     import httpx
@@ -144,6 +144,10 @@ class TCPConnector:
         from ._transport._httpx import EnginePool, EngineTransport  # httpx loads on first use
 
         return EngineTransport(EnginePool(self._engine))
+
+    def _add_connection_listener(self, listener: ConnectionListener) -> None:
+        """`listener(origin, protocol, peer, seconds)` as each connection closes (metrics)."""
+        self._pool.listeners.append(listener)
 
     def stats(self) -> PoolStats:
         """Connections in use, idle and waiting, in all and per origin (a compat extension)."""

@@ -73,6 +73,16 @@ async def test_open_connections_rise_to_the_limit_and_fall_to_zero(server: TestS
         with pytest.raises(compat.ClientConnectorError):
             await session.get(f"http://127.0.0.1:{_closed_port()}/")
     assert _open(reader) == {"active": 0, "idle": 0}  # closed: reported as zero once
+    (lived,) = _points(reader, "http.client.connection.duration")
+    assert lived.count == 2  # the two connections the limit allowed, closed with the session
+    assert lived.sum >= 2 * 4 * 0.05  # both lived through four rounds of 50 ms requests
+    assert lived.attributes == {
+        "server.address": "localhost",
+        "server.port": server.port,
+        "url.scheme": "http",
+        "network.protocol.version": "1.1",
+        "network.peer.address": "127.0.0.1",
+    }
 
     durations = _points(reader, "http.client.request.duration")
     assert sum(p.count for p in durations) == 9

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # h2 is an optional extra: imported only when HTTP/2 is used
 __all__ = ["ConnectionPool", "HostStats", "Key", "PoolStats"]
 
 Key = tuple[Any, ...]
+ConnectionListener = Callable[[tuple[str, str, int], str, str | None, float], None]
 """A route: (scheme, host, port, ssl, proxy), see `_opener.Route`."""
 
 _QUEUED_START = TraceConnectionQueuedStartParams()
@@ -143,6 +145,8 @@ class ConnectionPool:
         self._busy: set[Connection] = set()  # HTTP/1.1 connections in use, closed by aclose
         self._in_use = 0
         self._max_in_use = 0
+        # told (origin, protocol, peer address, seconds) as each connection closes
+        self.listeners: list[ConnectionListener] = []
         self._closed = False
 
     # --- slots ---
@@ -357,6 +361,8 @@ class ConnectionPool:
     def opened(self, key: Key, conn: Connection | HTTP2Connection | None) -> None:
         """The connection a request opened for `key` is up (or failed: None); an HTTP/2 one
         becomes the origin's, shared from now on."""
+        if conn is not None and self.listeners:
+            self._time(key, conn)
         host = self._hosts.get(key)
         if host is None:
             return
@@ -370,6 +376,23 @@ class ConnectionPool:
         opening, host.h2_opening = host.h2_opening, None
         if opening is not None:
             opening.set()
+
+    def _time(self, key: Key, conn: Connection | HTTP2Connection) -> None:
+        """Tell the listeners how long `conn` lived when it closes (connection metrics)."""
+        opened = monotonic()
+        stream = conn.stream
+        protocol = "HTTP/2" if conn.http2 else "HTTP/1.1"
+        peer = stream.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) else None
+        origin = (str(key[0]), str(key[1]), key[2] if isinstance(key[2], int) else 0)
+        listeners = self.listeners
+
+        def closed() -> None:
+            lived = monotonic() - opened
+            for listener in listeners:
+                listener(origin, protocol, address, lived)
+
+        stream.on_close = closed
 
     def h2_stream_done(self, conn: HTTP2Connection, streams: int) -> None:
         """`streams` of `conn` ended (0: it changed otherwise, e.g. GOAWAY). An HTTP/2

@@ -50,6 +50,8 @@ class NetworkStream(Protocol):
     """A connected TCP (or TLS) stream, as the HTTP/1.1 connection drives it."""
 
     receiver: Receiver | None
+    on_close: Callable[[], None] | None
+    """Called once, at the first `close` (the pool times connections for metrics with it)."""
     pulls: bool
     """True if bytes are only read when asked for (`pump`, `read_nowait`): trio."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from . import NetworkStream, Receiver
@@ -26,6 +27,7 @@ class AsyncioStream(asyncio.Protocol):
         "_tls",
         "_transport",
         "_waiter",
+        "on_close",
         "receiver",
     )
 
@@ -40,6 +42,7 @@ class AsyncioStream(asyncio.Protocol):
         self._eof = False
         self._tls = False
         self.receiver: Receiver | None = None
+        self.on_close: Callable[[], None] | None = None
 
     # --- asyncio.Protocol callbacks ---
 
@@ -150,6 +153,9 @@ class AsyncioStream(asyncio.Protocol):
         return not self.closed  # anything that arrived while idle was fed, and broke it
 
     def close(self) -> None:
+        callback, self.on_close = self.on_close, None
+        if callback is not None:
+            callback()
         transport = self._transport
         if transport is not None:
             transport.abort()

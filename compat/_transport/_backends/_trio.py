@@ -33,7 +33,7 @@ _YIELD_EVERY = 16
 class TrioStream:
     """Plain TCP (or a Unix socket)."""
 
-    __slots__ = ("_closed", "_eof", "_raw", "_streak", "receiver")
+    __slots__ = ("_closed", "_eof", "_raw", "_streak", "on_close", "receiver")
     pulls = True
 
     def __init__(self, raw: socket.socket) -> None:
@@ -42,6 +42,7 @@ class TrioStream:
         self._closed = False
         self._streak = 0
         self.receiver: Receiver | None = None
+        self.on_close: Callable[[], None] | None = None
 
     def _end(self, exc: BaseException | None) -> None:
         self._eof = True
@@ -140,6 +141,9 @@ class TrioStream:
         if self._closed:
             return
         self._closed = True
+        if self.on_close is not None:
+            callback, self.on_close = self.on_close, None
+            callback()
         _close(self._raw)
 
     @property
