@@ -6,8 +6,8 @@ and on trio.
 
 from typing import TYPE_CHECKING, Any
 
-from . import abc
-from ._connector import TCPConnector, UnixConnector
+from . import abc, hdrs
+from ._connector import BaseConnector, TCPConnector, UnixConnector
 from ._cookies import CookieJar, DummyCookieJar
 from ._digest import DigestAuthMiddleware
 from ._exceptions import (
@@ -40,6 +40,7 @@ from ._exceptions import (
     TooManyRedirects,
 )
 from ._formdata import FormData
+from ._helpers import ChainMapProxy, ETag, encode_basic_auth
 from ._middlewares import ClientHandlerType, ClientMiddlewareType, ClientRequest
 from ._models import (
     BasicAuth,
@@ -129,11 +130,13 @@ __all__ = [
     "AsyncResolver",
     "BadContentDispositionHeader",
     "BadContentDispositionParam",
+    "BaseConnector",
     "BasicAuth",
     "BodyPartReader",
     "BufferedReaderPayload",
     "BytesIOPayload",
     "BytesPayload",
+    "ChainMapProxy",
     "ClientConnectionError",
     "ClientConnectionResetError",
     "ClientConnectorCertificateError",
@@ -160,6 +163,7 @@ __all__ = [
     "DefaultResolver",
     "DigestAuthMiddleware",
     "DummyCookieJar",
+    "ETag",
     "Fingerprint",
     "FormData",
     "HostStats",
@@ -221,7 +225,9 @@ __all__ = [
     "__version__",
     "abc",
     "content_disposition_filename",
+    "encode_basic_auth",
     "get_payload",
+    "hdrs",
     "parse_content_disposition",
     "payload_type",
     "traced_client",

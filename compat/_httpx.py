@@ -32,7 +32,7 @@ import httpx
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from ._connector import TCPConnector
+from ._connector import BaseConnector, TCPConnector
 from ._exceptions import ConnectionKey
 from ._models import BasicAuth, RequestInfo
 from ._response import ClientResponse, body_progress
@@ -88,7 +88,7 @@ class TracedTransport(EngineTransport):
         self,
         *,
         trace_configs: Iterable[Any] = (),
-        connector: TCPConnector | None = None,
+        connector: BaseConnector | None = None,
         connector_owner: bool = True,
         verify: ssl.SSLContext | str | bool = True,
         cert: Any = None,
@@ -364,7 +364,7 @@ class _ObservedBody:
 def traced_client(
     *,
     trace_configs: Iterable[Any] = (),
-    connector: TCPConnector | None = None,
+    connector: BaseConnector | None = None,
     connector_owner: bool = True,
     **client_kwargs: Any,
 ) -> httpx.AsyncClient:

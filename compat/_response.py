@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json as json_module
 import math
+import warnings
 from collections.abc import Awaitable, Callable, Generator
 from functools import cached_property
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from multidict import CIMultiDict, CIMultiDictProxy, istr
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDictProxy, istr
 from yarl import URL
 
 from ._cookies import response_cookies
@@ -30,6 +31,7 @@ from ._exceptions import (
     TotalTimeoutError,
     to_client_error,
 )
+from ._headervalues import ContentDisposition, content_disposition, parse_links
 from ._models import HttpVersion, RequestInfo
 from ._params import ResponseBodyCompleteParams, TraceResponseChunkReceivedParams
 from ._tracing import RequestTrace
@@ -143,6 +145,24 @@ class ClientResponse:
     @property
     def ok(self) -> bool:
         return self.status < 400
+
+    @property
+    def host(self) -> str:
+        return self.url.host or ""
+
+    @property
+    def url_obj(self) -> URL:
+        warnings.warn("Deprecated, use .url #1654", DeprecationWarning, stacklevel=2)
+        return self.url
+
+    @cached_property
+    def links(self) -> MultiDictProxy[MultiDictProxy[str | URL]]:
+        """The Link headers' links by `rel`, each with its parameters and resolved `url`."""
+        return parse_links(self.headers.getall("Link", ()), self.url)
+
+    @cached_property
+    def content_disposition(self) -> ContentDisposition | None:
+        return content_disposition(self.headers.get("Content-Disposition"))
 
     @cached_property
     def _content_type(self) -> tuple[str, dict[str, str]]:
@@ -294,6 +314,7 @@ class _BodyStream:
         "_key",
         "_trace",
         "completed",
+        "compressed",
         "delivered",
         "eof",
         "method",
@@ -322,10 +343,15 @@ class _BodyStream:
         self._key = key
         self._deadline = deadline
         self.received = 0
+        self.compressed: int | None = None if decoder is None else 0
         self.delivered = 0
         self.completed = False
         self.eof = False
         self.released = False
+
+    @property
+    def high_water(self) -> int:
+        return self._exchange.high_water
 
     async def pull(self, max_bytes: int = _PIECE) -> bytes:
         """At most `max_bytes` of the decoded body, as it arrives; b"" at its end."""
@@ -366,6 +392,7 @@ class _BodyStream:
                     data = exchange.read_nowait(_PIECE)
                     if not data:
                         break
+                    self.compressed = (self.compressed or 0) + len(data)
                     decoder.feed(data)
         except DecodeError as exc:
             self._exchange.distrust()
@@ -411,6 +438,7 @@ class _BodyStream:
                     return chunk
                 data = await read(_PIECE)
                 if data:
+                    self.compressed = (self.compressed or 0) + len(data)
                     decoder.feed(data)
                 else:
                     self._finished_input = True
@@ -489,6 +517,30 @@ class StreamReader:
     @property
     def total_bytes(self) -> int:
         return self._stream.received
+
+    @property
+    def total_compressed_bytes(self) -> int | None:
+        """Body bytes as they came off the wire when they are being decompressed, else None."""
+        return self._stream.compressed
+
+    @property
+    def total_raw_bytes(self) -> int:
+        compressed = self._stream.compressed
+        return self._stream.received if compressed is None else compressed
+
+    def get_read_buffer_limits(self) -> tuple[int, int]:
+        """(`read_bufsize`, the unread bytes buffered before reading pauses), as aiohttp."""
+        high = self._stream.high_water
+        return high // 2, high
+
+    async def wait_eof(self) -> None:
+        """Wait until the whole body has arrived (buffered here, still to be read)."""
+
+        async def fill_to_eof() -> None:
+            while await self._fill():
+                pass
+
+        await self._stream.within_deadline(fill_to_eof)
 
     async def _fill(self, max_bytes: int = _PIECE) -> bool:
         chunk = await self._stream.pull(max_bytes)

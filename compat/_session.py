@@ -26,13 +26,13 @@ from ssl import SSLContext
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
 if TYPE_CHECKING:
     import httpx
 
-from ._connector import TCPConnector, UnixConnector
+from ._connector import BaseConnector, TCPConnector, UnixConnector
 from ._cookies import CookieJar, DummyCookieJar
 from ._exceptions import (
     ClientConnectorError,
@@ -96,7 +96,7 @@ class ClientSession:
         self,
         base_url: str | URL | None = None,
         *,
-        connector: TCPConnector | None = None,
+        connector: BaseConnector | None = None,
         connector_owner: bool = True,
         cookies: Any = None,
         headers: dict[str, str] | Iterable[tuple[str, str]] | None = None,
@@ -126,6 +126,17 @@ class ClientSession:
             raise TypeError(f"timeout must be a ClientTimeout, not {type(timeout).__name__}")
         if auth is not None and not isinstance(auth, BasicAuth):
             raise TypeError("auth must be a compat.BasicAuth")
+        if connector is not None and not isinstance(connector, BaseConnector):
+            kind = f"{type(connector).__module__}.{type(connector).__qualname__}"
+            raise TypeError(
+                f"connector must be a compat connector (TCPConnector, UnixConnector or a "
+                f"subclass), not {kind}: an aiohttp connector cannot drive compat's transport"
+            )
+        if connector is not None and not hasattr(connector, "_engine"):
+            raise TypeError(
+                f"{type(connector).__name__} opens no connections: a BaseConnector subclass "
+                "must build on TCPConnector or UnixConnector"
+            )
         self._base_url = None if base_url is None else URL(base_url)
         if self._base_url is not None and not self._base_url.absolute:
             raise ValueError("base_url must be an absolute URL")
@@ -147,6 +158,7 @@ class ClientSession:
         self._read_bufsize = read_bufsize
         self._limits = (max_line_size, max_field_size, max_headers)  # the response head's
         self._skip_auto_headers = frozenset(h.lower() for h in skip_auto_headers or ())
+        self._skip_auto_header_names = frozenset(istr(h) for h in skip_auto_headers or ())
         self._requote_redirect_url = requote_redirect_url
         self._json_serialize = json_serialize
         self._response_class = response_class or ClientResponse
@@ -158,6 +170,7 @@ class ClientSession:
         self._mocked: MockedSender | None = None if transport is None else MockedSender(transport)
         self._foreign = transport is not None
         self._closed = False
+        self._detached = False
 
     @property
     def trust_env(self) -> bool:
@@ -178,8 +191,35 @@ class ClientSession:
         return self._closed
 
     @property
-    def connector(self) -> TCPConnector:
-        return self._connector
+    def connector(self) -> BaseConnector | None:
+        """None once `detach()`ed, as in aiohttp."""
+        return None if self._detached else self._connector
+
+    @property
+    def connector_owner(self) -> bool:
+        return self._connector_owner
+
+    @property
+    def auth(self) -> BasicAuth | None:
+        return self._auth
+
+    @property
+    def raise_for_status(self) -> RaiseForStatus:
+        return self._raise_for_status
+
+    @property
+    def json_serialize(self) -> Callable[[Any], str]:
+        return self._json_serialize
+
+    @property
+    def skip_auto_headers(self) -> frozenset[istr]:
+        return self._skip_auto_header_names
+
+    def detach(self) -> None:
+        """Leave the connector open and to its other users; this session is closed."""
+        self._detached = True
+        self._closed = True
+        self._release_pending()
 
     @property
     def trace_configs(self) -> tuple[Any, ...]:

@@ -1,13 +1,20 @@
-"""`Signal`: aiosignal's list of async handlers, frozen before use."""
+"""`Signal`: aiosignal 1.4's list of async handlers, frozen before use.
+
+aiosignal builds on frozenlist: the errors a frozen (or not yet frozen) signal raises carry
+frozenlist's words, and a signal is also a decorator that appends the function it decorates.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableSequence
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 Handler = Callable[..., Awaitable[object]]
+_H = TypeVar("_H", bound=Handler)
 
 __all__ = ["Handler", "Signal"]
+
+_FROZEN = "Cannot modify frozen list."
 
 
 class Signal(MutableSequence[Handler]):
@@ -33,9 +40,14 @@ class Signal(MutableSequence[Handler]):
         for handler in self._handlers:
             await handler(*args, **kwargs)
 
+    def __call__(self, handler: _H) -> _H:
+        """`@config.on_request_start` appends the handler and hands it back (aiosignal 1.4)."""
+        self.append(handler)
+        return handler
+
     def _check_mutable(self) -> None:
         if self._frozen:
-            raise RuntimeError("Cannot modify frozen signal.")
+            raise RuntimeError(_FROZEN)
 
     @overload
     def __getitem__(self, index: int) -> Handler: ...
@@ -66,13 +78,16 @@ class Signal(MutableSequence[Handler]):
     def __iter__(self) -> Iterator[Handler]:
         return iter(self._handlers)
 
+    def __reversed__(self) -> Iterator[Handler]:
+        return reversed(self._handlers)
+
     def __eq__(self, other: object) -> bool:
         return list(self) == other
 
     def __hash__(self) -> int:
         if not self._frozen:
-            raise TypeError("unhashable type: non-frozen Signal")
+            raise RuntimeError("Cannot hash unfrozen list.")
         return hash(tuple(self._handlers))
 
     def __repr__(self) -> str:
-        return f"<Signal owner={self._owner!r}, frozen={self._frozen}, handlers={self._handlers!r}>"
+        return f"<Signal owner={self._owner}, frozen={self._frozen}, {self._handlers!r}>"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import email.parser
 import email.policy
+import gzip
 import hashlib
 import json
 import ssl
@@ -60,6 +61,7 @@ class AppServer(TestServer):
     ) -> None:
         super().__init__(ssl_context)
         self.unix_path = unix_path
+        self.calls: dict[str, int] = {}
 
     async def _start(self) -> None:
         if self.unix_path is None:
@@ -111,6 +113,32 @@ class AppServer(TestServer):
                 writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 await writer.drain()
                 await asyncio.sleep(0.02)
+            writer.write(b"0\r\n\r\n")
+            return None
+        if name == "items":  # a paginated API: 3 pages, Link headers as GitHub's
+            page = int(q.get("page", "1"))
+            base = f"/items?per={q.get('per', '2')}"
+            links = [f'<{base}&page={page + 1}>; rel="next"'] if page < 3 else []
+            links.append(f'<{base}&page=3>; rel=last; title="the end"')
+            items = [f"item-{page}-{i}" for i in range(int(q.get("per", "2")))]
+            return _json({"items": items}, headers=[("Link", ", ".join(links))])
+        if name == "flaky":  # /flaky/<key>?fail=N: the first N calls per key get a 503
+            self.calls[args[0]] = self.calls.get(args[0], 0) + 1
+            if self.calls[args[0]] <= int(q.get("fail", "1")):
+                return _response(503, b"busy", [("Retry-After", "0")])
+            return _json({"key": args[0], "calls": self.calls[args[0]]})
+        if name == "download":  # a gzip-encoded file in HTTP chunks, with a file name
+            data = gzip.compress(bytes(range(256)) * int(q.get("kib", "64")) * 4)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n"
+                b'ETag: W/"v1"\r\nContent-Type: application/octet-stream\r\n'
+                b'Content-Disposition: attachment; filename="resume.bin"; '
+                b"filename*=UTF-8''r%C3%A9sum%C3%A9.bin\r\n\r\n"
+            )
+            for start in range(0, len(data), 4096):
+                piece = data[start : start + 4096]
+                writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                await writer.drain()
             writer.write(b"0\r\n\r\n")
             return None
         if name == "pinned":
