@@ -99,6 +99,7 @@ from ._payload import (
     get_payload,
     payload_type,
 )
+from ._request import request
 from ._response import ClientResponse, StreamReader
 from ._session import ClientSession
 from ._signals import Signal
@@ -106,6 +107,7 @@ from ._tracing import TraceConfig
 from ._transport._dns import AsyncResolver, DefaultResolver, ThreadedResolver
 from ._transport._pool import HostStats, PoolStats
 from ._upload import UploadAbortedError, UploadTracker
+from ._zlib import set_zlib_backend
 
 if TYPE_CHECKING:
     from ._httpx import TracedTransport, traced_client
@@ -230,5 +232,7 @@ __all__ = [
     "hdrs",
     "parse_content_disposition",
     "payload_type",
+    "request",
+    "set_zlib_backend",
     "traced_client",
 ]

@@ -14,7 +14,13 @@ from typing import Any, TypedDict
 
 from yarl import URL
 
-__all__ = ["AbstractCookieJar", "AbstractResolver", "AbstractStreamWriter", "ResolveResult"]
+__all__ = [
+    "AbstractCookieJar",
+    "AbstractResolver",
+    "AbstractStreamWriter",
+    "ClearCookiePredicate",
+    "ResolveResult",
+]
 
 
 class ResolveResult(TypedDict):
@@ -45,6 +51,8 @@ class AbstractResolver(ABC):
 _NO_URL = URL()
 
 LooseCookie = str | BaseCookie[str] | Morsel[Any]
+ClearCookiePredicate = Callable[[Morsel[str]], bool]
+"""What `AbstractCookieJar.clear(predicate)` takes: True for each cookie to forget."""
 LooseCookies = Mapping[str, LooseCookie] | Iterable[tuple[str, LooseCookie]] | BaseCookie[str]
 
 
@@ -57,7 +65,7 @@ class AbstractCookieJar(Sized, Iterable[Morsel[str]], ABC):
         """Whether values that need it are sent quoted."""
 
     @abstractmethod
-    def clear(self, predicate: Callable[[Morsel[str]], bool] | None = None) -> None:
+    def clear(self, predicate: ClearCookiePredicate | None = None) -> None:
         """Forget every cookie, or those `predicate` picks."""
 
     @abstractmethod

@@ -307,3 +307,139 @@ async def _session_facts(lib: Any) -> dict[str, Any]:
 async def test_session_attributes_equal_aiohttps() -> None:
     theirs = await anyio.to_thread.run_sync(lambda: asyncio.run(_session_facts(aiohttp)))
     assert await _session_facts(compat) == theirs
+
+
+# --- compat.request(), ClientRequest, BaseConnector, set_zlib_backend -------------------------------
+
+
+async def _one_off(lib: Any, app: AppServer) -> Any:
+    async with lib.request("GET", app.url_for("/items?per=1"), params={"page": "3"}) as resp:
+        return resp.status, await resp.json(), sorted(resp.links), resp.headers["Content-Type"]
+
+
+async def test_request_is_a_one_off_session_as_aiohttp(app: AppServer) -> None:
+    theirs = await anyio.to_thread.run_sync(lambda: asyncio.run(_one_off(aiohttp, app)))
+    assert (
+        await _one_off(compat, app)
+        == theirs
+        == (200, {"items": ["item-3-0"]}, ["last"], "application/json")
+    )
+    connector = compat.TCPConnector()
+    async with compat.request("GET", app.url_for("/items"), connector=connector) as resp:
+        assert resp.status == 200
+    assert not connector.closed  # a connector passed in stays open, as aiohttp
+    await connector.close()
+    with pytest.raises(compat.ClientConnectorError):
+        async with compat.request("GET", "http://127.0.0.1:1/"):
+            pass
+    with pytest.raises(ValueError, match=r"HTTP/1\.1"):
+        compat.request("GET", app.url, version=(1, 0))
+
+
+def test_client_request_describes_a_request_as_aiohttp() -> None:
+    def describe(cls: Any) -> tuple[Any, ...]:
+        request = cls(
+            "post",
+            URL("http://u:p@example.com:8080/a?x=1#frag"),
+            params={"y": "2"},
+            headers={"X-A": "1"},
+            data=b"abc",
+            cookies={"c": "1"},
+        )
+        headers = [(k, v) for k, v in request.headers.items() if k != "User-Agent"]
+        return (
+            request.method,
+            request.url,
+            request.original_url,
+            request.host,
+            request.port,
+            request.is_ssl(),
+            (request.auth.login, request.auth.password),
+            headers,
+            request.request_info.real_url,
+            cls.ALL_METHODS,
+            cls.GET_METHODS,
+            cls.POST_METHODS,
+            cls.DEFAULT_HEADERS,
+        )
+
+    async def on_aiohttp() -> tuple[Any, ...]:
+        return describe(aiohttp.ClientRequest)
+
+    theirs = asyncio.run(on_aiohttp())
+    ours = describe(compat.ClientRequest)
+    assert ours == theirs
+    assert ours[6] == ("u", "p")
+
+
+def test_base_connector_and_its_subclasses() -> None:
+    assert issubclass(compat.TCPConnector, compat.BaseConnector)
+    assert issubclass(compat.UnixConnector, compat.BaseConnector)
+    assert not issubclass(compat.UnixConnector, compat.TCPConnector)  # as in aiohttp
+    for name in ("TCPConnector", "UnixConnector", "BaseConnector"):
+        assert (
+            getattr(compat, name).allowed_protocol_schema_set
+            == getattr(aiohttp, name).allowed_protocol_schema_set
+        )
+
+    class Tuned(compat.TCPConnector):  # settings in a subclass: supported
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(limit=7, **kwargs)
+
+    tuned = Tuned(limit_per_host=2)
+    assert (tuned.limit, tuned.limit_per_host) == (7, 2)
+    compat.ClientSession(connector=tuned).detach()
+
+    class Socks(compat.TCPConnector):  # aiohttp-socks' hook: refused by name
+        async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("never called")
+
+    with pytest.raises(TypeError, match="_wrap_create_connection"):
+        Socks()
+    with pytest.raises(TypeError, match="opens no connections"):
+        compat.ClientSession(connector=compat.BaseConnector())
+
+
+def test_an_aiohttp_connector_is_refused_by_name() -> None:
+    async def attempt() -> None:
+        connector = aiohttp.TCPConnector()
+        try:
+            with pytest.raises(TypeError, match=r"aiohttp\.connector\.TCPConnector"):
+                compat.ClientSession(connector=connector)  # type: ignore[arg-type]
+        finally:
+            await connector.close()
+
+    asyncio.run(attempt())
+
+
+class _CountingZlib:
+    """A zlib-compatible backend that counts the decompressors made from it."""
+
+    def __init__(self) -> None:
+        import zlib
+
+        self.made = 0
+        self.error = zlib.error
+        self.MAX_WBITS = zlib.MAX_WBITS
+        self.compressobj = zlib.compressobj
+        self._zlib = zlib
+
+    def decompressobj(self, *args: Any) -> Any:
+        self.made += 1
+        return self._zlib.decompressobj(*args)
+
+
+async def test_set_zlib_backend_inflates_bodies_with_the_given_module(app: AppServer) -> None:
+    import zlib
+
+    backend = _CountingZlib()
+    compat.set_zlib_backend(backend)
+    try:
+        async with compat.ClientSession() as session:
+            async with session.get(app.url_for("/download?kib=4")) as resp:
+                body = await resp.read()
+    finally:
+        compat.set_zlib_backend(zlib)
+    assert backend.made == 1 and len(body) == 4096
+    with pytest.raises(TypeError, match="decompressobj"):
+        compat.set_zlib_backend(object())

@@ -39,6 +39,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from .._zlib import zlib_backend, zlib_errors
+
 __all__ = ["ACCEPT_ENCODING", "ContentDecoder", "DecodeError", "make_decoder"]
 
 # Most compressed input handed to a codec in one call, and most decoded bytes an
@@ -280,7 +282,7 @@ class _ZlibStage(_Stage):
         self._wbits: int | None = _GZIP_WBITS if coding == "gzip" else None
         self._d: zlib._Decompress | None = None
         if self._wbits is not None:
-            self._d = zlib.decompressobj(self._wbits)
+            self._d = zlib_backend().decompressobj(self._wbits)
 
     def pull(self, max_bytes: int) -> bytes:
         while True:
@@ -300,7 +302,7 @@ class _ZlibStage(_Stage):
                 self._fed = True
             try:
                 out = d.decompress(data, max_bytes)
-            except zlib.error as exc:
+            except zlib_errors() as exc:
                 raise self._corrupt(exc) from exc
             if d.eof:
                 # What follows the stream; zlib may also leave it in unconsumed_tail.
@@ -328,7 +330,7 @@ class _ZlibStage(_Stage):
             return False
         if self._wbits is None:
             self._wbits = -zlib.MAX_WBITS if _is_raw_deflate(head[0]) else zlib.MAX_WBITS
-        self._d = zlib.decompressobj(self._wbits)
+        self._d = zlib_backend().decompressobj(self._wbits)
         return True
 
     def _input_gone(self) -> None:
