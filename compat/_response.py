@@ -353,6 +353,10 @@ class _BodyStream:
     def high_water(self) -> int:
         return self._exchange.high_water
 
+    @high_water.setter
+    def high_water(self, value: int) -> None:
+        self._exchange.high_water = value
+
     async def pull(self, max_bytes: int = _PIECE) -> bytes:
         """At most `max_bytes` of the decoded body, as it arrives; b"" at its end."""
         if self.eof:
@@ -532,6 +536,21 @@ class StreamReader:
         """(`read_bufsize`, the unread bytes buffered before reading pauses), as aiohttp."""
         high = self._stream.high_water
         return high // 2, high
+
+    def set_read_chunk_size(self, n: int) -> None:
+        """Raise the buffer limits to a reader's chunk size `n` (never lowers them)."""
+        if n > self._stream.high_water // 2:
+            self._stream.high_water = 2 * n
+
+    def unread_data(self, data: bytes) -> None:
+        """Put `data` back in front of what is left to read (deprecated in aiohttp too)."""
+        warnings.warn(
+            "unread_data() is deprecated and will be removed in future releases (#3260)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self._buffer[:0] = data
+        self._stream.delivered -= len(data)
 
     async def wait_eof(self) -> None:
         """Wait until the whole body has arrived (buffered here, still to be read)."""

@@ -222,8 +222,9 @@ class ClientSession:
         self._release_pending()
 
     @property
-    def trace_configs(self) -> tuple[Any, ...]:
-        return self._tracer.configs
+    def trace_configs(self) -> list[Any]:
+        """A list, as aiohttp's; the configs are fixed when the session is made."""
+        return list(self._tracer.configs)
 
     @property
     def headers(self) -> CIMultiDict[str]:
