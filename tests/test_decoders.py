@@ -29,7 +29,8 @@ _PATH = Path(dec.__file__)
 
 def _load(name: str) -> types.ModuleType:
     """A fresh copy of the module, executed from its file under `name`."""
-    spec = importlib.util.spec_from_file_location(name, _PATH)
+    # Named inside compat._transport, so that its relative imports (compat._zlib) resolve.
+    spec = importlib.util.spec_from_file_location(f"compat._transport.{name}", _PATH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
