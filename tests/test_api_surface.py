@@ -69,11 +69,6 @@ PENDING = {
     "HttpVersion11": 18,
     "ClientResponse.version": 18,  # a str today; aiohttp's is HttpVersion
     "ClientSession.version": 18,
-    # issue 19: resolvers
-    "AsyncResolver": 19,
-    "ThreadedResolver": 19,
-    "DefaultResolver": 19,
-    "TCPConnector.family": 19,
     # issue 22 (the payload/multipart/middleware half)
     "Payload": 22,
     "BytesPayload": 22,
