@@ -55,6 +55,8 @@ from ._models import (
     BasicAuth,
     ClientTimeout,
     Fingerprint,
+    HttpVersion,
+    HttpVersion11,
     RequestInfo,
 )
 from ._params import TraceRequestRedirectParams
@@ -210,6 +212,11 @@ class ClientSession:
     @property
     def json_serialize(self) -> Callable[[Any], str]:
         return self._json_serialize
+
+    @property
+    def version(self) -> HttpVersion:
+        """The HTTP version requests are made with (aiohttp's `version=`; 1.1 only here)."""
+        return HttpVersion11
 
     @property
     def skip_auto_headers(self) -> frozenset[istr]:

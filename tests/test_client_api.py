@@ -297,6 +297,7 @@ async def _session_facts(lib: Any) -> dict[str, Any]:
         "json_serialize": session.json_serialize.__name__,
         "connector": (connector.limit, connector.limit_per_host, connector.force_close),
         "family": connector.family,
+        "version": session.version,
         "use_dns_cache": connector.use_dns_cache,
     }
     session.detach()
