@@ -325,7 +325,7 @@ def parse_content_disposition(header: str | None) -> tuple[str | None, dict[str,
         return None, {}
     kind, *items = header.split(";")
     kind = kind.strip()
-    if not _token_like(kind):
+    if not _disposition_token(kind):
         warnings.warn(BadContentDispositionHeader(header), stacklevel=2)
         return None, {}
     params: dict[str, str] = {}
@@ -344,15 +344,15 @@ def parse_content_disposition(header: str | None) -> tuple[str | None, dict[str,
         if key in params:
             warnings.warn(BadContentDispositionHeader(header), stacklevel=2)
             return None, {}
-        bad_param = not _token_like(key)
+        bad_param = not _disposition_token(key)
         if not bad_param and _is_section(key):
             if _quoted(value):
                 value = _unescape(value[1:-1])
             else:
-                bad_param = not _token_like(value)
+                bad_param = not _disposition_token(value)
         elif not bad_param and key.endswith("*"):
             decoded = None
-            if _token_like(value) and value.count("'") == 2:
+            if _disposition_token(value) and value.count("'") == 2:
                 decoded = _decode_ext(value)
             bad_param = decoded is None
             value = decoded or ""
@@ -360,7 +360,7 @@ def parse_content_disposition(header: str | None) -> tuple[str | None, dict[str,
             trimmed = value.rstrip()
             if _quoted(trimmed):
                 value = _unescape(trimmed[1:-1].lstrip("\\/"))
-            elif not _token_like(value):
+            elif not _disposition_token(value):
                 joined = value + ";" + items[index] if index < len(items) else ""
                 if not _quoted(joined):
                     warnings.warn(BadContentDispositionHeader(header), stacklevel=2)
@@ -376,6 +376,15 @@ def parse_content_disposition(header: str | None) -> tuple[str | None, dict[str,
 
 def _token_like(text: str) -> bool:
     return bool(text) and set(text) <= _TOKEN_CHARS
+
+
+_DISPOSITION_TOKEN_CHARS: Final = _TOKEN_CHARS | {"\t"}
+
+
+def _disposition_token(text: str) -> bool:
+    """A token as aiohttp's Content-Disposition parser sees one: its token set admits TAB
+    (found by the differential test in tests/test_client_api.py)."""
+    return bool(text) and set(text) <= _DISPOSITION_TOKEN_CHARS
 
 
 def content_disposition_filename(params: Mapping[str, str], name: str = "filename") -> str | None:

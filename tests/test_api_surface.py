@@ -43,6 +43,7 @@ NOT_BUILT = {
     "DataQueue": "an asyncio queue (it takes the loop) inside aiohttp's parsers and websocket reader; anyio's memory object streams do this on both backends",
     "FlowControlDataQueue": "deprecated in aiohttp (removed in 4.0); protocol-internal",
     "EofStream": "the end-of-stream signal of `DataQueue`, not built with it",
+    "streamer": "deprecated in aiohttp (`@streamer` is a coroutine-to-payload decorator, superseded by async generators as `data=`, which compat takes)",
     "EMPTY_PAYLOAD": "aiohttp's shared empty `StreamReader`; compat gives every response a `StreamReader` of its own (`at_eof()` is True for an empty body)",
     # attributes
     "ClientSession.ATTRS": "aiohttp-internal: the private attribute names it warns about setting",
@@ -63,29 +64,6 @@ NOT_BUILT = {
 }
 
 PENDING = {
-    # issue 22 (the payload/multipart/middleware half)
-    "Payload": 22,
-    "BytesPayload": 22,
-    "StringPayload": 22,
-    "JsonPayload": 22,
-    "IOBasePayload": 22,
-    "BytesIOPayload": 22,
-    "BufferedReaderPayload": 22,
-    "StringIOPayload": 22,
-    "TextIOPayload": 22,
-    "AsyncIterablePayload": 22,
-    "PAYLOAD_REGISTRY": 22,
-    "get_payload": 22,
-    "payload_type": 22,
-    "streamer": 22,
-    "MultipartWriter": 22,
-    "MultipartReader": 22,
-    "BodyPartReader": 22,
-    "ClientMiddlewareType": 22,
-    "ClientHandlerType": 22,
-    "DigestAuthMiddleware": 22,
-    "UploadTracker": 22,
-    "UploadAbortedError": 22,
     # issue 23: websockets
     "ClientWebSocketResponse": 23,
     "ClientWSTimeout": 23,

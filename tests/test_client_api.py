@@ -311,7 +311,7 @@ async def test_session_attributes_equal_aiohttps() -> None:
     assert await _session_facts(compat) == theirs
 
 
-# --- compat.request(), ClientRequest, BaseConnector, set_zlib_backend -------------------------------
+# --- compat.request(), BaseConnector, set_zlib_backend -------------------------------
 
 
 async def _one_off(lib: Any, app: AppServer) -> Any:
@@ -336,42 +336,6 @@ async def test_request_is_a_one_off_session_as_aiohttp(app: AppServer) -> None:
             pass
     with pytest.raises(ValueError, match=r"HTTP/1\.1"):
         compat.request("GET", app.url, version=(1, 0))
-
-
-def test_client_request_describes_a_request_as_aiohttp() -> None:
-    def describe(cls: Any) -> tuple[Any, ...]:
-        request = cls(
-            "post",
-            URL("http://u:p@example.com:8080/a?x=1#frag"),
-            params={"y": "2"},
-            headers={"X-A": "1"},
-            data=b"abc",
-            cookies={"c": "1"},
-        )
-        headers = [(k, v) for k, v in request.headers.items() if k != "User-Agent"]
-        return (
-            request.method,
-            request.url,
-            request.original_url,
-            request.host,
-            request.port,
-            request.is_ssl(),
-            (request.auth.login, request.auth.password),
-            headers,
-            request.request_info.real_url,
-            cls.ALL_METHODS,
-            cls.GET_METHODS,
-            cls.POST_METHODS,
-            cls.DEFAULT_HEADERS,
-        )
-
-    async def on_aiohttp() -> tuple[Any, ...]:
-        return describe(aiohttp.ClientRequest)
-
-    theirs = asyncio.run(on_aiohttp())
-    ours = describe(compat.ClientRequest)
-    assert ours == theirs
-    assert ours[6] == ("u", "p")
 
 
 def test_base_connector_and_its_subclasses() -> None:
