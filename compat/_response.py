@@ -463,6 +463,8 @@ class _BodyStream:
     def close(self) -> None:
         """Done with the body: an unfinished one closes its connection (none is left open)."""
         if self.eof:
+            if self._exchange.release_pending:  # a 101's connection, held until now
+                self._exchange.close()
             return
         self.released = True
         self._exchange.close()

@@ -46,6 +46,7 @@ from .._params import (
 )
 from .._tracing import RequestTrace
 from ._backends import NetworkStream
+from ._upgrade import UpgradedStream
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -117,6 +118,7 @@ class Exchange:
         "status",
         "stream_id",
         "trace",
+        "upgraded",
         "version",
         "wakeup",
         "wants_no_body",
@@ -160,6 +162,7 @@ class Exchange:
         self.received = 0
         self._conn: Carrier | None = None
         self._source: AsyncIterator[bytes] | None = None
+        self.upgraded: UpgradedStream | None = None  # a 101's connection, taken over
 
     @classmethod
     def from_source(
@@ -508,8 +511,10 @@ class HTTP11Connection:
         assert parser is not None
         try:
             parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._parser = None  # a 101: what follows is another protocol; dropped
+        except httptools.HttpParserUpgrade as exc:
+            self._parser = None  # a 101: what follows is another protocol, for its owner
+            if exchange.status == 101:
+                exchange.upgraded = UpgradedStream(self.stream, exchange, data[exc.args[0] :])
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _HeadEnd):
                 self._after_head(exchange)
@@ -600,7 +605,7 @@ class HTTP11Connection:
             self.broken = True
         if self.reading_paused:
             self.resume_reading()
-        if exchange.hold:
+        if exchange.hold or exchange.upgraded is not None:  # (upgraded: held by its owner)
             exchange.hold = False
             exchange.release_pending = True
             return

@@ -123,6 +123,8 @@ class Engine:
                 await conn.request(exchange, *_h2_fields(key, method, target, headers), body)
         except BaseException:
             conn.abort(exchange)
+            if exchange.release_pending:  # a held (or upgraded) connection: its slot back
+                exchange.close()
             if conn.needs_flush:  # HTTP/2 on trio: the stream's reset goes out now
                 await exchange.aclose()
             raise

@@ -20,9 +20,11 @@ state, so clients sharing one connector never mix signals.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+import anyio
 import httpcore
 import httpx
 
@@ -34,6 +36,7 @@ from ._engine import Engine
 from ._mocked import httpcore_mocked, httpx_class_patch, via_httpcore
 from ._opener import Proxy, ServerName
 from ._trace_events import HttpcoreEvents, with_events
+from ._upgrade import UpgradedStream
 
 __all__ = [
     "EXCHANGE_EXTENSION",
@@ -287,13 +290,56 @@ class _ExchangeStream:
             await events.closed()
 
 
-class NetworkStreamInfo:
-    """httpcore's `network_stream` extension, for code that asks it for socket details."""
+class NetworkStreamInfo(httpcore.AsyncNetworkStream):
+    """httpcore's `network_stream` extension: socket details (`get_extra_info`), and for a
+    `101 Switching Protocols` response the upgraded connection itself, read, written and
+    closed as httpcore's (httpx-ws and other upgrade libraries use it so)."""
 
     __slots__ = ("_exchange",)
 
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
+
+    def _upgraded(self) -> UpgradedStream:
+        upgraded = self._exchange.upgraded
+        if upgraded is None:
+            raise RuntimeError(
+                "Only the network_stream of a 101 Switching Protocols response can be used "
+                "for I/O; this response's connection belongs to HTTP"
+            )
+        return upgraded
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        upgraded = self._upgraded()
+        try:
+            with anyio.fail_after(timeout):
+                return await upgraded.receive(max_bytes)
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(str(exc) or "Timed out reading") from exc
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc)) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        upgraded = self._upgraded()
+        try:
+            with anyio.fail_after(timeout):
+                await upgraded.send(buffer)
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(str(exc) or "Timed out writing") from exc
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        """Close the connection (an upgraded one gives its pool slot back)."""
+        self._exchange.close()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise NotImplementedError("start_tls on an upgraded compat connection is not supported")
 
     def get_extra_info(self, info: str) -> Any:
         stream = self._exchange.stream
