@@ -38,6 +38,8 @@ from ._exceptions import (
     ServerTimeoutError,
     SocketTimeoutError,
     TooManyRedirects,
+    WSMessageTypeError,
+    WSServerHandshakeError,
 )
 from ._formdata import FormData
 from ._helpers import ChainMapProxy, ETag, encode_basic_auth
@@ -107,6 +109,14 @@ from ._tracing import TraceConfig
 from ._transport._dns import AsyncResolver, DefaultResolver, ThreadedResolver
 from ._transport._pool import HostStats, PoolStats
 from ._upload import UploadAbortedError, UploadTracker
+from ._websocket import (
+    ClientWebSocketResponse,
+    ClientWSTimeout,
+    WebSocketError,
+    WSCloseCode,
+    WSMessage,
+    WSMsgType,
+)
 from ._zlib import set_zlib_backend
 
 if TYPE_CHECKING:
@@ -158,6 +168,8 @@ __all__ = [
     "ClientSSLError",
     "ClientSession",
     "ClientTimeout",
+    "ClientWSTimeout",
+    "ClientWebSocketResponse",
     "ConnectionEstablishedParams",
     "ConnectionTimeoutError",
     "ContentTypeError",
@@ -224,6 +236,12 @@ __all__ = [
     "UnixConnector",
     "UploadAbortedError",
     "UploadTracker",
+    "WSCloseCode",
+    "WSMessage",
+    "WSMessageTypeError",
+    "WSMsgType",
+    "WSServerHandshakeError",
+    "WebSocketError",
     "__version__",
     "abc",
     "content_disposition_filename",

@@ -69,6 +69,8 @@ __all__ = [
     "ServerTimeoutError",
     "SocketTimeoutError",
     "TooManyRedirects",
+    "WSMessageTypeError",
+    "WSServerHandshakeError",
 ]
 
 
@@ -122,6 +124,14 @@ class ContentTypeError(ClientResponseError):
 
 class TooManyRedirects(ClientResponseError):
     """The server redirected more than `max_redirects` times."""
+
+
+class WSServerHandshakeError(ClientResponseError):
+    """The server did not accept the websocket upgrade (status, headers or accept key)."""
+
+
+class WSMessageTypeError(TypeError):
+    """`receive_str`/`receive_bytes`/`receive_json` got a message of another type."""
 
 
 class ClientConnectionError(ClientError):

@@ -69,6 +69,8 @@ from ._transport._decoders import ACCEPT_ENCODING
 from ._transport._mocked import MockedSender, mocked
 from ._transport._opener import Proxy
 from ._upload import UploadTracker
+from ._websocket import WSRequestContextManager
+from ._websocket import connect as ws_connect
 
 __all__ = ["ClientSession"]
 
@@ -283,6 +285,11 @@ class ClientSession:
 
     def delete(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
         return self.request("DELETE", url, **kwargs)
+
+    def ws_connect(self, url: str | URL, **kwargs: Any) -> WSRequestContextManager:
+        """A websocket: aiohttp's `ws_connect`, its arguments and defaults (see
+        `_websocket.connect`); `trace_request_ctx=` is a compat extension."""
+        return WSRequestContextManager(ws_connect(self, url, **kwargs))
 
     async def close(self) -> None:
         if self._closed:
