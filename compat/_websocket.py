@@ -365,6 +365,12 @@ class ClientWebSocketResponse:
                     self._waiting = False
                     if self._close_wait is not None:
                         self._close_wait.set()
+            except ServerTimeoutError as exc:  # heartbeat: no PONG in time
+                self._closed = True
+                self._close_code = WSCloseCode.ABNORMAL_CLOSURE
+                self._exception = exc
+                self._upgraded.close()
+                return WSMessage(WSMsgType.ERROR, exc, None)
             except (asyncio.TimeoutError, anyio.get_cancelled_exc_class()):
                 self._close_code = WSCloseCode.ABNORMAL_CLOSURE
                 raise
@@ -372,12 +378,6 @@ class ClientWebSocketResponse:
                 self._close_code = WSCloseCode.OK
                 await self.close()  # fails to send: close_code 1006 and the reset recorded
                 return _CLOSED
-            except ServerTimeoutError as exc:  # heartbeat: no PONG in time
-                self._closed = True
-                self._close_code = WSCloseCode.ABNORMAL_CLOSURE
-                self._exception = exc
-                self._upgraded.close()
-                return WSMessage(WSMsgType.ERROR, exc, None)
             except WebSocketError as exc:
                 self._close_code = exc.code
                 await self.close(code=exc.code)
