@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="compat-trace",
         description="Trace HTTP requests with compat's aiohttp-style signals and print timelines.",
     )
-    parser.add_argument("urls", nargs="*", metavar="URL", help="no URL: run the local demo")
+    parser.add_argument(
+        "urls", nargs="*", metavar="URL", help="no URL: run the local demo; ws:// opens a websocket"
+    )
     parser.add_argument("-X", "--method", default="GET")
     parser.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
     parser.add_argument("-d", "--data", help="request body (sent as given)")
@@ -131,22 +133,40 @@ async def _one(session: ClientSession, method: str, url: str, args: argparse.Nam
         (name.strip(), value.strip()) for name, _, value in (h.partition(":") for h in args.header)
     ]
     try:
-        async with session.request(
-            method,
-            url,
-            headers=headers,
-            data=args.data,
-            allow_redirects=not args.no_redirects,
-            trace_request_ctx=ctx_holder,
-        ) as resp:
-            outcome.status, outcome.reason = resp.status, resp.reason
-            outcome.size = len(await resp.read())
+        if url.startswith(("ws://", "wss://")):  # the handshake, traced; then closed
+            async with session.ws_connect(
+                url, method=method, headers=headers, trace_request_ctx=ctx_holder
+            ):
+                outcome.status, outcome.reason = 101, "Switching Protocols (websocket open)"
+        else:
+            await _request(session, method, url, headers, args, outcome, ctx_holder)
     except (ClientError, TimeoutError, ValueError) as exc:
         outcome.error = exc
     timings = ctx_holder.get("timings")
     if isinstance(timings, Timings):
         outcome.timings = timings
     return outcome
+
+
+async def _request(
+    session: ClientSession,
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    args: argparse.Namespace,
+    outcome: _Outcome,
+    ctx_holder: dict[str, Any],
+) -> None:
+    async with session.request(
+        method,
+        url,
+        headers=headers,
+        data=args.data,
+        allow_redirects=not args.no_redirects,
+        trace_request_ctx=ctx_holder,
+    ) as resp:
+        outcome.status, outcome.reason = resp.status, resp.reason
+        outcome.size = len(await resp.read())
 
 
 async def _run(

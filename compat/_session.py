@@ -89,8 +89,12 @@ Data = bytes | bytearray | str | dict[str, Any] | Iterable[tuple[str, Any]] | As
 RaiseForStatus = bool | Callable[[ClientResponse], Awaitable[None]]
 
 
+_WIRE_SCHEME = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+"""What a URL's scheme is on the wire: websocket URLs are HTTP(S) until the upgrade."""
+
+
 def _key(url: URL) -> ConnectionKey:
-    return ConnectionKey(url.host or "", url.port, url.scheme == "https")
+    return ConnectionKey(url.host or "", url.port, _WIRE_SCHEME.get(url.scheme) == "https")
 
 
 class ClientSession:
@@ -380,7 +384,7 @@ class ClientSession:
         url = self._build_url(str_or_url)
         if url.scheme == "unix" and isinstance(self._connector, UnixConnector):
             url = url.with_scheme("http")  # aiohttp: the host only names Host and the key
-        if url.scheme and url.scheme not in ("http", "https"):
+        if url.scheme and url.scheme not in _WIRE_SCHEME:
             raise NonHttpUrlClientError(url)
         url_auth = BasicAuth.from_url(url)
         if url_auth is not None:
@@ -589,7 +593,8 @@ class ClientSession:
                 items.append(("Cookie", f"{user}; {cookie}"))
         target = url.raw_path_qs or "/"
         proxy = self._proxy_for(url, options)
-        if proxy is not None and url.scheme == "http":
+        scheme = _WIRE_SCHEME[url.scheme]
+        if proxy is not None and scheme == "http":
             target = str(url.with_fragment(None))  # absolute form, to a forwarding proxy
             if proxy.authorization is not None and "Proxy-Authorization" not in headers_md:
                 items.append(("Proxy-Authorization", proxy.authorization))
@@ -642,7 +647,7 @@ class ClientSession:
             else:
                 timeout = options.timeout
                 exchange = await self._connector._engine.send(
-                    (url.scheme, url.raw_host or "", url.port or 0, options.ssl, proxy),
+                    (scheme, url.raw_host or "", url.port or 0, options.ssl, proxy),
                     method,
                     target,
                     items,

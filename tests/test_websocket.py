@@ -557,3 +557,33 @@ async def test_raw_101_upgrade_read_write_close(ws: WSServer) -> None:
             await stream.aclose()
             with pytest.raises(httpcore.WriteError):  # as httpcore: closed is closed
                 await stream.write(b"x")
+
+
+async def test_ws_urls_are_traced_as_given(ws: WSServer) -> None:
+    async def scenario(lib: Any) -> Any:
+        recorder = Recorder(lib=lib)
+        async with lib.ClientSession(trace_configs=[recorder.config]) as session:
+            async with session.ws_connect(f"ws://127.0.0.1:{ws.port}/echo") as sock:
+                await sock.send_str("over ws://")
+                echoed = await sock.receive_str()
+        return echoed, [str(p.url) for p in recorder.params("request_start")]
+
+    reference, ours = await both(scenario)
+    assert ours == reference
+    assert ours[1] == [f"ws://127.0.0.1:{ws.port}/echo"]
+
+
+def test_the_cli_traces_a_websocket_handshake(
+    ws: WSServer, anyio_backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from compat.__main__ import main
+
+    backend = anyio_backend
+    url = f"ws://127.0.0.1:{ws.port}/echo"
+    assert main([url, "--backend", backend]) == 0
+    out = capsys.readouterr().out
+    assert f"GET {url} -> 101 Switching Protocols" in out
+    assert "request_headers_sent" in out and "request_end" in out and "status=101" in out
+    refused = f"ws://127.0.0.1:{ws.port}/forbidden"
+    assert main([refused, "--backend", backend]) == 1
+    assert "WSServerHandshakeError: 403" in capsys.readouterr().out
