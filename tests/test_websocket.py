@@ -453,6 +453,9 @@ async def test_every_way_out_gives_the_slot_back(ws: WSServer) -> None:
         await sock.send_str(f"big {4 * 2**20}")
         await sock.receive()  # too big: an error
         assert connector.stats().in_use == 0
+        sock = await session.ws_connect(f"{base}/silent", heartbeat=0.1)
+        assert (await sock.receive()).type == compat.WSMsgType.ERROR  # no PONG
+        assert connector.stats().in_use == 0
         sock = await session.ws_connect(f"{base}/silent")
         with anyio.move_on_after(0.05):
             await sock.receive()  # cancelled
