@@ -7,6 +7,7 @@ test's backend, asyncio or trio. Also httpx-ws over `traced_client` (the upgrade
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,6 +19,7 @@ import anyio.lowlevel
 import httpcore
 import httpx_ws
 import pytest
+import trustme
 
 import compat
 
@@ -32,6 +34,15 @@ Scenario = Callable[[Any], Awaitable[Any]]
 @pytest.fixture(scope="module")
 def ws() -> Iterator[WSServer]:
     server = WSServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def wss(ca: trustme.CA) -> Iterator[WSServer]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = WSServer(context).start()
     yield server
     server.stop()
 
@@ -590,3 +601,26 @@ def test_the_cli_traces_a_websocket_handshake(
     refused = f"ws://127.0.0.1:{ws.port}/forbidden"
     assert main([refused, "--backend", backend]) == 1
     assert "WSServerHandshakeError: 403" in capsys.readouterr().out
+
+
+async def test_wss_with_a_reader_and_a_sender_at_once(
+    wss: WSServer, client_ssl: ssl.SSLContext
+) -> None:
+    """TLS, and two tasks on one websocket: one receives while the other sends (and the
+    heartbeat PINGs go out from the receiving one)."""
+    got: list[str] = []
+    async with compat.ClientSession() as session:
+        url = f"wss://127.0.0.1:{wss.port}/echo"
+        async with session.ws_connect(url, ssl=client_ssl, heartbeat=0.05) as sock:
+
+            async def reader() -> None:
+                for _ in range(50):
+                    got.append(await sock.receive_str())
+
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(reader)
+                    for i in range(50):
+                        await sock.send_str(f"{i} " + "w" * 5000)
+            assert sock.get_extra_info("ssl_object") is not None
+    assert [int(text.split()[0]) for text in got] == list(range(50))

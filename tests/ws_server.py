@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import ssl
 import struct
 import threading
 import zlib
@@ -63,7 +64,8 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 class WSServer:
     """aiohttp.web websockets on `port`, the raw server on `raw_port`."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context
         self.loop = asyncio.new_event_loop()
         self.port = 0
         self.raw_port = 0
@@ -174,7 +176,7 @@ class WSServer:
         app.router.add_get("/redirect", self._redirect)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         server: Any = site._server
         self.port = server.sockets[0].getsockname()[1]
