@@ -311,6 +311,9 @@ class ClientWebSocketResponse:
         upgraded = self._upgraded
         give_up = math.inf if not timeout else anyio.current_time() + timeout
         while True:
+            if self._interrupted:  # close() in another task: this receive ends first
+                self._interrupted = False
+                return _CLOSING
             data = upgraded.receive_nowait()
             if not data:
                 if upgraded.eof or upgraded.closed:
@@ -322,10 +325,9 @@ class ClientWebSocketResponse:
                         data = await upgraded.receive()
                     finally:
                         self._read_scope = None
-                if self._interrupted:
-                    self._interrupted = False
-                    return _CLOSING
                 if not data:
+                    if self._interrupted:
+                        continue
                     if not scope.cancelled_caught:
                         raise _PeerGone()
                     now = anyio.current_time()
@@ -363,6 +365,7 @@ class ClientWebSocketResponse:
                     msg = await self._next(receive_timeout)
                 finally:
                     self._waiting = False
+                    self._interrupted = False
                     if self._close_wait is not None:
                         self._close_wait.set()
             except ServerTimeoutError as exc:  # heartbeat: no PONG in time
