@@ -511,8 +511,9 @@ class ClientWebSocketResponse:
 # --- the handshake ---
 
 
-class WSRequestContextManager:
-    """What `session.ws_connect(...)` returns: awaitable, or used as `async with`."""
+class WSRequestContextManager(Coroutine[Any, Any, ClientWebSocketResponse]):
+    """What `session.ws_connect(...)` returns: awaitable, used as `async with`, or run as a
+    task (a coroutine, as aiohttp's)."""
 
     __slots__ = ("_coro", "_ws")
 
@@ -522,6 +523,15 @@ class WSRequestContextManager:
 
     def __await__(self) -> Generator[Any, None, ClientWebSocketResponse]:
         return self._coro.__await__()
+
+    def send(self, value: Any) -> Any:
+        return self._coro.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._coro.throw(*args)
+
+    def close(self) -> None:
+        self._coro.close()
 
     async def __aenter__(self) -> ClientWebSocketResponse:
         self._ws = await self._coro

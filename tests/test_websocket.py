@@ -624,3 +624,37 @@ async def test_wss_with_a_reader_and_a_sender_at_once(
                         await sock.send_str(f"{i} " + "w" * 5000)
             assert sock.get_extra_info("ssl_object") is not None
     assert [int(text.split()[0]) for text in got] == list(range(50))
+
+
+async def test_a_queued_ws_connect_cancelled(ws: WSServer) -> None:
+    async def scenario(lib: Any) -> Any:
+        recorder = Recorder(lib=lib)
+        queued = anyio.Event()
+
+        async def on_queued(*_: Any) -> None:
+            queued.set()
+
+        recorder.config.on_connection_queued_start.append(on_queued)
+        connector = lib.TCPConnector(limit=1)
+        async with lib.ClientSession(connector=connector, trace_configs=[recorder.config]) as s:
+            async with s.ws_connect(f"http://127.0.0.1:{ws.port}/echo"):
+                recorder.clear()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(s.ws_connect, f"http://127.0.0.1:{ws.port}/echo")
+                    with anyio.fail_after(5):
+                        await queued.wait()
+                    tg.cancel_scope.cancel()
+            exception = recorder.params("request_exception")[0].exception
+            return recorder.names(), isinstance(exception, anyio.get_cancelled_exc_class())
+
+    reference, ours = await both(scenario)
+    assert (
+        ours[0]
+        == reference[0]
+        == [
+            "request_start",
+            "connection_queued_start",
+            "request_exception",
+        ]
+    )
+    assert ours[1] and reference[1]
