@@ -593,8 +593,7 @@ class ClientSession:
                 items.append(("Cookie", f"{user}; {cookie}"))
         target = url.raw_path_qs or "/"
         proxy = self._proxy_for(url, options)
-        scheme = _WIRE_SCHEME[url.scheme]
-        if proxy is not None and scheme == "http":
+        if proxy is not None and _WIRE_SCHEME[url.scheme] == "http":
             target = str(url.with_fragment(None))  # absolute form, to a forwarding proxy
             if proxy.authorization is not None and "Proxy-Authorization" not in headers_md:
                 items.append(("Proxy-Authorization", proxy.authorization))
@@ -606,7 +605,7 @@ class ClientSession:
             hop = request.url
             hop_proxy = self._proxy_for(hop, options) if hop != url else proxy
             hop_target = hop.raw_path_qs or "/"
-            if hop_proxy is not None and hop.scheme == "http":
+            if hop_proxy is not None and _WIRE_SCHEME.get(hop.scheme) == "http":
                 hop_target = str(hop.with_fragment(None))
             hop_items = list(request.headers.items())
             content = request._content
@@ -635,6 +634,7 @@ class ClientSession:
         trace.method, trace.url, trace.headers = method, url, wire
         request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
         key = _key(url)
+        scheme = _WIRE_SCHEME.get(url.scheme, url.scheme)  # ws(s): HTTP(S) until the upgrade
         tracker = options.upload_tracker
         sent: bytes | AsyncIterable[bytes] | None = body
         if tracker is not None:
