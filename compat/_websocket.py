@@ -14,13 +14,13 @@ timer without a task, and a task would need a nursery the caller does not give.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json as json_module
 import math
 import os
 import re
+import sys
 import warnings
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterable
@@ -59,6 +59,11 @@ __all__ = [
 ]
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+if sys.version_info >= (3, 11):
+    _Timeout = TimeoutError  # asyncio's is the builtin
+else:  # aiohttp raises asyncio's, a class of its own before 3.11
+    from asyncio import TimeoutError as _Timeout
 
 
 class WSCloseCode(IntEnum):
@@ -339,7 +344,7 @@ class ClientWebSocketResponse:
                         async with self._send_lock:
                             await upgraded.send(self._heartbeat_ping())
                     if now >= give_up:
-                        raise asyncio.TimeoutError()
+                        raise _Timeout()
                     continue
             self._heard()
             messages = frames.feed(data)
@@ -374,7 +379,7 @@ class ClientWebSocketResponse:
                 self._exception = exc
                 self._upgraded.close()
                 return WSMessage(WSMsgType.ERROR, exc, None)
-            except (asyncio.TimeoutError, anyio.get_cancelled_exc_class()):
+            except (_Timeout, anyio.get_cancelled_exc_class()):
                 self._close_code = WSCloseCode.ABNORMAL_CLOSURE
                 raise
             except _PeerGone:
