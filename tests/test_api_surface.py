@@ -63,18 +63,7 @@ NOT_BUILT = {
     "StreamReader.end_http_chunk_receiving": "as `feed_data`",
 }
 
-PENDING = {
-    # issue 23: websockets
-    "ClientWebSocketResponse": 23,
-    "ClientWSTimeout": 23,
-    "WSServerHandshakeError": 23,
-    "WSMessageTypeError": 23,
-    "WSMsgType": 23,
-    "WSCloseCode": 23,
-    "WSMessage": 23,
-    "WebSocketError": 23,
-    "ClientSession.ws_connect": 23,
-}
+PENDING: dict[str, int] = {}
 
 KNOWN_TYPE_DIFFERENCES = {
     "ClientResponse.connection": "aiohttp sets it to None once the body is in; compat keeps the socket details readable (README, Choices)",
