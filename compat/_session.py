@@ -375,7 +375,9 @@ class ClientSession:
             url = url.with_scheme("http")  # aiohttp: the host only names Host and the key
         if url.scheme and url.scheme not in ("http", "https"):
             raise NonHttpUrlClientError(url)
-        url_auth = BasicAuth.from_url(url)
+        url_auth = (
+            None if url.raw_user is None and url.raw_password is None else BasicAuth.from_url(url)
+        )
         if url_auth is not None:
             if auth is not None:
                 raise ValueError("Cannot combine AUTH argument with credentials encoded in URL")
@@ -406,7 +408,9 @@ class ClientSession:
             bool(chunked),
             timeout,
             math.inf,
-            _limits(self._limits, max_line_size, max_field_size, max_headers),
+            self._limits
+            if max_line_size is None and max_field_size is None and max_headers is None
+            else _limits(self._limits, max_line_size, max_field_size, max_headers),
         )
         options.middlewares = self._middlewares if middlewares is None else tuple(middlewares)
         options.upload_tracker = upload_tracker
@@ -572,7 +576,9 @@ class ClientSession:
                 items.append(("Transfer-Encoding", "chunked"))
         elif method in _BODY_METHODS:
             items.append(("Content-Length", "0"))
-        cookie = self._cookie_header(url, cookies)
+        cookie = (
+            self._cookie_header(url, cookies) if cookies else self._cookie_jar.cookie_header(url)
+        )
         if cookie is not None:
             user = headers_md.get("Cookie")
             if user is None:
@@ -581,7 +587,10 @@ class ClientSession:
                 items = [(k, v) for k, v in items if k.lower() != "cookie"]
                 items.append(("Cookie", f"{user}; {cookie}"))
         target = url.raw_path_qs or "/"
-        proxy = self._proxy_for(url, options)
+        if options.proxy is None and self._proxy is None and not self._trust_env:
+            proxy = None  # the common case, without a call
+        else:
+            proxy = self._proxy_for(url, options)
         if proxy is not None and url.scheme == "http":
             target = str(url.with_fragment(None))  # absolute form, to a forwarding proxy
             if proxy.authorization is not None and "Proxy-Authorization" not in headers_md:
