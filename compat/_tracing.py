@@ -8,7 +8,7 @@ for which signal, and callers build a params object only when that tuple is non-
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
 from typing import Any, Protocol
 
@@ -214,13 +214,17 @@ class RequestTrace:
     # The request-level signals, shared by the session and the httpx-native transport; callers
     # check `plan.on_request_*` first, so nothing is built for a signal nobody listens to.
 
-    async def request_start(self, method: str, url: URL, headers: CIMultiDict[str]) -> None:
-        await self.send(self.plan.on_request_start, TraceRequestStartParams(method, url, headers))
+    # (These two return `send`'s coroutine rather than awaiting it in one of their own.)
 
-    async def request_end(
+    def request_start(
+        self, method: str, url: URL, headers: CIMultiDict[str]
+    ) -> Coroutine[Any, Any, None]:
+        return self.send(self.plan.on_request_start, TraceRequestStartParams(method, url, headers))
+
+    def request_end(
         self, method: str, url: URL, headers: CIMultiDict[str], response: Any
-    ) -> None:
-        await self.send(
+    ) -> Coroutine[Any, Any, None]:
+        return self.send(
             self.plan.on_request_end, TraceRequestEndParams(method, url, headers, response)
         )
 
