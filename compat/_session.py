@@ -63,7 +63,7 @@ from ._params import TraceRequestRedirectParams
 from ._payload import Payload, make_body
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
-from ._transport._backends import Deadline, current_time
+from ._transport._backends import Deadline
 from ._transport._connection import Exchange
 from ._transport._decoders import ACCEPT_ENCODING
 from ._transport._mocked import MockedSender, mocked
@@ -425,9 +425,8 @@ class ClientSession:
         history: list[ClientResponse] = []
         body: bytes | Payload | None = None
         try:
-            deadline = math.inf if not timeout.total else current_time() + timeout.total
-            options.deadline = deadline
-            async with Deadline(deadline) as scope:
+            async with Deadline(math.inf, delay=timeout.total) as scope:
+                options.deadline = scope.when
                 if not _TOKEN.fullmatch(method):
                     raise ValueError(f"Method cannot contain non-token characters: {method!r}")
                 if not url.host or not url.scheme:

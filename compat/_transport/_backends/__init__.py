@@ -149,20 +149,26 @@ class Deadline:
     On trio, trio's own cancel scope (anyio's wraps it; trio is loaded whenever it runs);
     elsewhere an anyio cancel scope."""
 
-    __slots__ = ("_cancelling", "_fired", "_scope", "_task", "_timer", "_when", "expired")
+    __slots__ = ("_cancelling", "_delay", "_fired", "_scope", "_task", "_timer", "expired", "when")
 
-    def __init__(self, when: float) -> None:
-        self._when = when
+    def __init__(self, when: float, *, delay: float | None = None) -> None:
+        """With `delay`, the deadline is that many seconds after entering (see `when`)."""
+        self.when = when if delay is None else math.nan  # known once entered
+        self._delay = delay
         self._timer: asyncio.TimerHandle | None = None
         self._scope: Any = None
         self.expired = False
 
     async def __aenter__(self) -> Deadline:
-        if self._when == math.inf:
+        delay = self._delay
+        if self.when == math.inf or (delay is not None and not delay):
+            self.when = math.inf
             return self
         loop = running_loop()
+        if delay is not None:  # the clock read with the loop already in hand
+            self.when = (current_time() if loop is None else loop.time()) + delay
         if loop is None:  # trio: the request's one cancel scope
-            self._scope = sys.modules["trio"].CancelScope(deadline=self._when)
+            self._scope = sys.modules["trio"].CancelScope(deadline=self.when)
         elif _HAS_ASYNCIO_TIMEOUT:
             task = sys.modules["asyncio"].current_task(loop)
             if task is None:
@@ -170,10 +176,10 @@ class Deadline:
             self._task = task
             self._cancelling = task.cancelling()
             self._fired = False
-            self._timer = loop.call_at(self._when, self._expire)
+            self._timer = loop.call_at(self.when, self._expire)
             return self
         else:
-            self._scope = anyio.CancelScope(deadline=self._when)
+            self._scope = anyio.CancelScope(deadline=self.when)
         self._scope.__enter__()
         return self
 
