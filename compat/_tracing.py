@@ -152,13 +152,17 @@ class Tracer:
 
     def start(self, trace_request_ctx: Any = None) -> RequestTrace:
         """One context per trace config, shared by every signal of this request."""
-        ctxs = tuple(
-            [
-                config.trace_config_ctx(trace_request_ctx=trace_request_ctx)
-                for config in self.configs
-            ]
-        )
-        return RequestTrace(self, self.owner, ctxs)
+        configs = self.configs
+        if len(configs) == 1:  # the usual case, without a list comprehension's call
+            ctxs: tuple[Any, ...] = (
+                configs[0].trace_config_ctx(trace_request_ctx=trace_request_ctx),
+            )
+        else:
+            ctxs = tuple(
+                [config.trace_config_ctx(trace_request_ctx=trace_request_ctx) for config in configs]
+            )
+        owner = self._owner
+        return RequestTrace(self, None if owner is None else owner(), ctxs)
 
     on_request_start: Targets
     on_request_chunk_sent: Targets
