@@ -38,7 +38,6 @@ from ._exceptions import (
     ClientConnectorError,
     ClientOSError,
     ClientPayloadError,
-    ConnectionKey,
     InvalidUrlClientError,
     InvalidUrlRedirectClientError,
     NonHttpUrlClientError,
@@ -46,6 +45,7 @@ from ._exceptions import (
     ServerDisconnectedError,
     TooManyRedirects,
     TotalTimeoutError,
+    connection_key,
     to_client_error,
 )
 from ._middlewares import ClientMiddlewareType, ClientRequest, run_middlewares
@@ -85,10 +85,6 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 Data = bytes | bytearray | str | dict[str, Any] | Iterable[tuple[str, Any]] | AsyncIterable[bytes]
 RaiseForStatus = bool | Callable[[ClientResponse], Awaitable[None]]
-
-
-def _key(url: URL) -> ConnectionKey:
-    return ConnectionKey(url.host or "", url.port, url.scheme == "https")
 
 
 class ClientSession:
@@ -518,7 +514,9 @@ class ClientSession:
                 upload_tracker._finish()
             return response
         except BaseException as exc:
-            error = to_client_error(exc, _key(url), response.request_info if response else None)
+            error = to_client_error(
+                exc, connection_key(url), response.request_info if response else None
+            )
             if response is not None:
                 await response._aclose()  # shielded inside
             if isinstance(body, Payload):
@@ -630,7 +628,6 @@ class ClientSession:
         wire = CIMultiDict(items)
         trace.method, trace.url, trace.headers = method, url, wire
         request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
-        key = _key(url)
         tracker = options.upload_tracker
         sent: bytes | AsyncIterable[bytes] | None = body
         if tracker is not None:
@@ -656,7 +653,7 @@ class ClientSession:
                     limits=options.limits,
                 )
         except Exception as exc:
-            error = to_client_error(exc, key, request_info)
+            error = to_client_error(exc, connection_key(url), request_info)
             if tracker is not None:
                 tracker._failed(error)
             if error is exc:
@@ -670,7 +667,7 @@ class ClientSession:
             exchange,
             request_info,
             trace,
-            key,
+            None,  # the connection key: made if a body error needs it
             options.deadline,
             self._defer_release,
             decompress=options.decompress,
