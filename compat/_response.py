@@ -582,7 +582,10 @@ class StreamReader:
 
     async def read(self, n: int = -1) -> bytes:
         """Up to `n` bytes (all that is left when n < 0); b"" at the end."""
-        return await self._stream.within_deadline(lambda: self._read(n))
+        stream = self._stream
+        if stream._deadline == math.inf or stream._exchange.complete:
+            return await self._read(n)  # no timer needed (`within_deadline`), no closure
+        return await stream.within_deadline(lambda: self._read(n))
 
     async def readany(self) -> bytes:
         return await self._stream.within_deadline(self._readany)
