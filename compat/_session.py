@@ -259,26 +259,26 @@ class ClientSession:
         return _RequestContextManager(self._request(method, url, **kwargs))
 
     def get(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("GET", url, **kwargs)
+        return _RequestContextManager(self._request("GET", url, **kwargs))
 
     def options(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("OPTIONS", url, **kwargs)
+        return _RequestContextManager(self._request("OPTIONS", url, **kwargs))
 
     def head(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
         kwargs.setdefault("allow_redirects", False)
-        return self.request("HEAD", url, **kwargs)
+        return _RequestContextManager(self._request("HEAD", url, **kwargs))
 
     def post(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("POST", url, **kwargs)
+        return _RequestContextManager(self._request("POST", url, **kwargs))
 
     def put(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("PUT", url, **kwargs)
+        return _RequestContextManager(self._request("PUT", url, **kwargs))
 
     def patch(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("PATCH", url, **kwargs)
+        return _RequestContextManager(self._request("PATCH", url, **kwargs))
 
     def delete(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("DELETE", url, **kwargs)
+        return _RequestContextManager(self._request("DELETE", url, **kwargs))
 
     async def close(self) -> None:
         if self._closed:
