@@ -84,6 +84,11 @@ class ConnectionKey:
     ssl: Any = True
 
 
+def connection_key(url: URL) -> ConnectionKey:
+    """The key of a request to `url`, as errors report it (made only when one is raised)."""
+    return ConnectionKey(url.host or "", url.port, url.scheme in ("https", "wss"))
+
+
 class ClientError(Exception):
     """Base class of every error compat raises for a request."""
 

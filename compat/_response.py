@@ -29,6 +29,7 @@ from ._exceptions import (
     ConnectionKey,
     ContentTypeError,
     TotalTimeoutError,
+    connection_key,
     to_client_error,
 )
 from ._headervalues import ContentDisposition, content_disposition, parse_links
@@ -96,7 +97,7 @@ class ClientResponse:
         exchange: Exchange,
         request_info: RequestInfo,
         trace: RequestTrace,
-        key: ConnectionKey,
+        key: ConnectionKey | None,
         deadline: float,
         on_release: Callable[[Exchange], None],
         *,
@@ -330,7 +331,7 @@ class _BodyStream:
         exchange: Exchange,
         decoder: ContentDecoder | None,
         trace: RequestTrace,
-        key: ConnectionKey,
+        key: ConnectionKey | None,
         deadline: float,
     ) -> None:
         self.method = response.method
@@ -371,7 +372,9 @@ class _BodyStream:
         except BaseException as exc:
             self.released = True
             await self._exchange.aclose()
-            error = to_client_error(exc, self._key, self.request_info, reading_body=True)
+            error = to_client_error(
+                exc, self._key or connection_key(self.url), self.request_info, reading_body=True
+            )
             if error is exc:
                 raise
             raise error from exc
@@ -581,7 +584,10 @@ class StreamReader:
 
     async def read(self, n: int = -1) -> bytes:
         """Up to `n` bytes (all that is left when n < 0); b"" at the end."""
-        return await self._stream.within_deadline(lambda: self._read(n))
+        stream = self._stream
+        if stream._deadline == math.inf or stream._exchange.complete:
+            return await self._read(n)  # no timer needed (`within_deadline`), no closure
+        return await stream.within_deadline(lambda: self._read(n))
 
     async def readany(self) -> bytes:
         return await self._stream.within_deadline(self._readany)

@@ -38,7 +38,6 @@ from ._exceptions import (
     ClientConnectorError,
     ClientOSError,
     ClientPayloadError,
-    ConnectionKey,
     InvalidUrlClientError,
     InvalidUrlRedirectClientError,
     NonHttpUrlClientError,
@@ -46,6 +45,7 @@ from ._exceptions import (
     ServerDisconnectedError,
     TooManyRedirects,
     TotalTimeoutError,
+    connection_key,
     to_client_error,
 )
 from ._middlewares import ClientMiddlewareType, ClientRequest, run_middlewares
@@ -63,7 +63,7 @@ from ._params import TraceRequestRedirectParams
 from ._payload import Payload, make_body
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
-from ._transport._backends import Deadline, current_time
+from ._transport._backends import Deadline
 from ._transport._connection import Exchange
 from ._transport._decoders import ACCEPT_ENCODING
 from ._transport._mocked import MockedSender, mocked
@@ -91,10 +91,6 @@ RaiseForStatus = bool | Callable[[ClientResponse], Awaitable[None]]
 
 _WIRE_SCHEME = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 """What a URL's scheme is on the wire: websocket URLs are HTTP(S) until the upgrade."""
-
-
-def _key(url: URL) -> ConnectionKey:
-    return ConnectionKey(url.host or "", url.port, _WIRE_SCHEME.get(url.scheme) == "https")
 
 
 class ClientSession:
@@ -269,26 +265,26 @@ class ClientSession:
         return _RequestContextManager(self._request(method, url, **kwargs))
 
     def get(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("GET", url, **kwargs)
+        return _RequestContextManager(self._request("GET", url, **kwargs))
 
     def options(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("OPTIONS", url, **kwargs)
+        return _RequestContextManager(self._request("OPTIONS", url, **kwargs))
 
     def head(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
         kwargs.setdefault("allow_redirects", False)
-        return self.request("HEAD", url, **kwargs)
+        return _RequestContextManager(self._request("HEAD", url, **kwargs))
 
     def post(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("POST", url, **kwargs)
+        return _RequestContextManager(self._request("POST", url, **kwargs))
 
     def put(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("PUT", url, **kwargs)
+        return _RequestContextManager(self._request("PUT", url, **kwargs))
 
     def patch(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("PATCH", url, **kwargs)
+        return _RequestContextManager(self._request("PATCH", url, **kwargs))
 
     def delete(self, url: str | URL, **kwargs: Any) -> _RequestContextManager:
-        return self.request("DELETE", url, **kwargs)
+        return _RequestContextManager(self._request("DELETE", url, **kwargs))
 
     def ws_connect(self, url: str | URL, **kwargs: Any) -> WSRequestContextManager:
         """A websocket: aiohttp's `ws_connect`, its arguments and defaults (see
@@ -386,7 +382,9 @@ class ClientSession:
             url = url.with_scheme("http")  # aiohttp: the host only names Host and the key
         if url.scheme and url.scheme not in _WIRE_SCHEME:
             raise NonHttpUrlClientError(url)
-        url_auth = BasicAuth.from_url(url)
+        url_auth = (
+            None if url.raw_user is None and url.raw_password is None else BasicAuth.from_url(url)
+        )
         if url_auth is not None:
             if auth is not None:
                 raise ValueError("Cannot combine AUTH argument with credentials encoded in URL")
@@ -417,7 +415,9 @@ class ClientSession:
             bool(chunked),
             timeout,
             math.inf,
-            _limits(self._limits, max_line_size, max_field_size, max_headers),
+            self._limits
+            if max_line_size is None and max_field_size is None and max_headers is None
+            else _limits(self._limits, max_line_size, max_field_size, max_headers),
         )
         options.middlewares = self._middlewares if middlewares is None else tuple(middlewares)
         options.upload_tracker = upload_tracker
@@ -432,9 +432,8 @@ class ClientSession:
         history: list[ClientResponse] = []
         body: bytes | Payload | None = None
         try:
-            deadline = math.inf if not timeout.total else current_time() + timeout.total
-            options.deadline = deadline
-            async with Deadline(deadline) as scope:
+            async with Deadline(math.inf, delay=timeout.total) as scope:
+                options.deadline = scope.when
                 if not _TOKEN.fullmatch(method):
                     raise ValueError(f"Method cannot contain non-token characters: {method!r}")
                 if not url.host or not url.scheme:
@@ -526,7 +525,9 @@ class ClientSession:
                 upload_tracker._finish()
             return response
         except BaseException as exc:
-            error = to_client_error(exc, _key(url), response.request_info if response else None)
+            error = to_client_error(
+                exc, connection_key(url), response.request_info if response else None
+            )
             if response is not None:
                 await response._aclose()  # shielded inside
             if isinstance(body, Payload):
@@ -583,7 +584,9 @@ class ClientSession:
                 items.append(("Transfer-Encoding", "chunked"))
         elif method in _BODY_METHODS:
             items.append(("Content-Length", "0"))
-        cookie = self._cookie_header(url, cookies)
+        cookie = (
+            self._cookie_header(url, cookies) if cookies else self._cookie_jar.cookie_header(url)
+        )
         if cookie is not None:
             user = headers_md.get("Cookie")
             if user is None:
@@ -592,7 +595,10 @@ class ClientSession:
                 items = [(k, v) for k, v in items if k.lower() != "cookie"]
                 items.append(("Cookie", f"{user}; {cookie}"))
         target = url.raw_path_qs or "/"
-        proxy = self._proxy_for(url, options)
+        if options.proxy is None and self._proxy is None and not self._trust_env:
+            proxy = None  # the common case, without a call
+        else:
+            proxy = self._proxy_for(url, options)
         if proxy is not None and _WIRE_SCHEME[url.scheme] == "http":
             target = str(url.with_fragment(None))  # absolute form, to a forwarding proxy
             if proxy.authorization is not None and "Proxy-Authorization" not in headers_md:
@@ -633,7 +639,6 @@ class ClientSession:
         wire = CIMultiDict(items)
         trace.method, trace.url, trace.headers = method, url, wire
         request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
-        key = _key(url)
         scheme = _WIRE_SCHEME.get(url.scheme, url.scheme)  # ws(s): HTTP(S) until the upgrade
         tracker = options.upload_tracker
         sent: bytes | AsyncIterable[bytes] | None = body
@@ -660,7 +665,7 @@ class ClientSession:
                     limits=options.limits,
                 )
         except Exception as exc:
-            error = to_client_error(exc, key, request_info)
+            error = to_client_error(exc, connection_key(url), request_info)
             if tracker is not None:
                 tracker._failed(error)
             if error is exc:
@@ -674,7 +679,7 @@ class ClientSession:
             exchange,
             request_info,
             trace,
-            key,
+            None,  # the connection key: made if a body error needs it
             options.deadline,
             self._defer_release,
             decompress=options.decompress,

@@ -8,7 +8,7 @@ for which signal, and callers build a params object only when that tuple is non-
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
 from typing import Any, Protocol
 
@@ -152,13 +152,17 @@ class Tracer:
 
     def start(self, trace_request_ctx: Any = None) -> RequestTrace:
         """One context per trace config, shared by every signal of this request."""
-        ctxs = tuple(
-            [
-                config.trace_config_ctx(trace_request_ctx=trace_request_ctx)
-                for config in self.configs
-            ]
-        )
-        return RequestTrace(self, self.owner, ctxs)
+        configs = self.configs
+        if len(configs) == 1:  # the usual case, without a list comprehension's call
+            ctxs: tuple[Any, ...] = (
+                configs[0].trace_config_ctx(trace_request_ctx=trace_request_ctx),
+            )
+        else:
+            ctxs = tuple(
+                [config.trace_config_ctx(trace_request_ctx=trace_request_ctx) for config in configs]
+            )
+        owner = self._owner
+        return RequestTrace(self, None if owner is None else owner(), ctxs)
 
     on_request_start: Targets
     on_request_chunk_sent: Targets
@@ -214,13 +218,17 @@ class RequestTrace:
     # The request-level signals, shared by the session and the httpx-native transport; callers
     # check `plan.on_request_*` first, so nothing is built for a signal nobody listens to.
 
-    async def request_start(self, method: str, url: URL, headers: CIMultiDict[str]) -> None:
-        await self.send(self.plan.on_request_start, TraceRequestStartParams(method, url, headers))
+    # (These two return `send`'s coroutine rather than awaiting it in one of their own.)
 
-    async def request_end(
+    def request_start(
+        self, method: str, url: URL, headers: CIMultiDict[str]
+    ) -> Coroutine[Any, Any, None]:
+        return self.send(self.plan.on_request_start, TraceRequestStartParams(method, url, headers))
+
+    def request_end(
         self, method: str, url: URL, headers: CIMultiDict[str], response: Any
-    ) -> None:
-        await self.send(
+    ) -> Coroutine[Any, Any, None]:
+        return self.send(
             self.plan.on_request_end, TraceRequestEndParams(method, url, headers, response)
         )
 

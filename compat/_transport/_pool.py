@@ -258,8 +258,9 @@ class ConnectionPool:
         connection (reuse), which takes no slot: the connection holds one for its life."""
         if self._closed:
             raise ClientConnectionError("Connector is closed.")
-        if self._idle_order:
-            self._expire(monotonic())
+        order = self._idle_order
+        if order and order[0][1] < monotonic() - (self._keepalive_timeout or 0.0):
+            self._expire(monotonic())  # (listed only with a keepalive_timeout)
         if self.http2:
             h2 = await self._h2_stream(key, trace, wait_timeout)
             if h2 is not None:
@@ -267,8 +268,9 @@ class ConnectionPool:
         host = self._hosts.get(key)
         if host is None:
             host = self._hosts[key] = _Host(key)
-        if self._may_take(host):
-            self._take(host)
+        limit, per_host = self._limit, self._limit_per_host
+        if (not limit or self._in_use < limit) and (not per_host or host.in_use < per_host):
+            self._take(host)  # `_may_take`, inline: asked on every request
         else:
             await self._wait(host, trace, wait_timeout)
         if self.http2 and host.h2 is not None:
@@ -457,8 +459,14 @@ class ConnectionPool:
                     self._idle_order = deque(e for e in order if e[0].idle_since == e[1])
                 if self._timer is None:
                     self._arm_timer(self._keepalive_timeout)
-            self._free(host)
-            self._expire(now)
+            if host.waiters or self._global_queue:
+                self._free(host)
+            else:  # `_free` when nobody waits; the host has an idle connection: kept
+                host.in_use -= 1
+                self._in_use -= 1
+            order = self._idle_order
+            if order and order[0][1] < now - (self._keepalive_timeout or 0.0):
+                self._expire(now)
             return
         conn.close()
         self._free(host)

@@ -144,33 +144,48 @@ def current_time() -> float:
 class Deadline:
     """Cancel the block at `when` (`current_time()` clock); `expired` says if it did.
 
-    On asyncio (3.11+) this is `asyncio.timeout_at`, a loop timer: several times cheaper than
-    an anyio cancel scope, and every request opens one. On trio, trio's own cancel scope
-    (anyio's wraps it; trio is loaded whenever it runs); elsewhere an anyio cancel scope."""
+    On asyncio (3.11+) a loop timer that cancels the task, undone with `Task.uncancel` as
+    `asyncio.timeout_at` does, without its object and coroutines: every request opens one.
+    On trio, trio's own cancel scope (anyio's wraps it; trio is loaded whenever it runs);
+    elsewhere an anyio cancel scope."""
 
-    __slots__ = ("_scope", "_timeout", "_when", "expired")
+    __slots__ = ("_cancelling", "_delay", "_fired", "_scope", "_task", "_timer", "expired", "when")
 
-    def __init__(self, when: float) -> None:
-        self._when = when
-        self._timeout: Any = None
+    def __init__(self, when: float, *, delay: float | None = None) -> None:
+        """With `delay`, the deadline is that many seconds after entering (see `when`)."""
+        self.when = when if delay is None else math.nan  # known once entered
+        self._delay = delay
+        self._timer: asyncio.TimerHandle | None = None
         self._scope: Any = None
         self.expired = False
 
     async def __aenter__(self) -> Deadline:
-        if self._when == math.inf:
+        delay = self._delay
+        if self.when == math.inf or (delay is not None and not delay):
+            self.when = math.inf
             return self
-        if running_loop() is None:  # trio: the request's one cancel scope
-            self._scope = sys.modules["trio"].CancelScope(deadline=self._when)
+        loop = running_loop()
+        if delay is not None:  # the clock read with the loop already in hand
+            self.when = (current_time() if loop is None else loop.time()) + delay
+        if loop is None:  # trio: the request's one cancel scope
+            self._scope = sys.modules["trio"].CancelScope(deadline=self.when)
         elif _HAS_ASYNCIO_TIMEOUT:
-            import asyncio
-
-            self._timeout = asyncio.timeout_at(self._when)  # type: ignore[attr-defined,unused-ignore]
-            await self._timeout.__aenter__()
+            task = sys.modules["asyncio"].current_task(loop)
+            if task is None:
+                raise RuntimeError("Timeout should be used inside a task")
+            self._task = task
+            self._cancelling = task.cancelling()
+            self._fired = False
+            self._timer = loop.call_at(self.when, self._expire)
             return self
         else:
-            self._scope = anyio.CancelScope(deadline=self._when)
+            self._scope = anyio.CancelScope(deadline=self.when)
         self._scope.__enter__()
         return self
+
+    def _expire(self) -> None:
+        self._fired = True
+        self._task.cancel()
 
     async def __aexit__(
         self,
@@ -178,12 +193,16 @@ class Deadline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if self._timeout is not None:
-            try:
-                await self._timeout.__aexit__(exc_type, exc, tb)
-            except TimeoutError:
-                if not self._timeout.expired():
-                    raise
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+            # Fired: our cancel is taken back (uncancel, always); if no other cancel is
+            # pending and the block ended cancelled, it timed out (asyncio.Timeout's rule).
+            if (
+                self._fired
+                and self._task.uncancel() <= self._cancelling
+                and exc_type is sys.modules["asyncio"].CancelledError
+            ):
                 self.expired = True
                 return True
             return False
