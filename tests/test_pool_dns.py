@@ -276,7 +276,11 @@ async def test_idle_connections_closed_by_the_server_are_not_reused(
     async with compat.ClientSession(trace_configs=[recorder.config]) as s:
         await _fetch(s, server.url_for("/ok"))
         server.close_idle_connections()
-        await anyio.sleep(0.1)
+        with anyio.fail_after(10):  # the server closed its socket: the FIN is on its way
+            while server.stats.open_connections:  # noqa: ASYNC110 - a counter of the server's
+                await anyio.sleep(0.01)
+        for _ in range(5):  # loopback delivered it at once; the client's loop takes it in
+            await anyio.lowlevel.checkpoint()
         recorder.clear()
         assert await _fetch(s, server.url_for("/ok")) == b"ok"
     assert "connection_reuseconn" not in recorder.names()
