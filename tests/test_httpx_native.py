@@ -923,7 +923,7 @@ async def _basic_auth(client: httpx.AsyncClient, s: TestServer) -> dict[str, Any
 
 
 async def _read_timeout(client: httpx.AsyncClient, s: TestServer) -> dict[str, Any]:
-    url = s.url_for("/slow?delay=0.5")
+    url = s.url_for("/slow?delay=5")  # far past the 0.1 s timeout, however loaded the machine
     try:
         await client.get(url, timeout=0.1)
     except httpx.HTTPError as exc:
