@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import datetime
+import heapq
 import json
 import math
 import os
@@ -19,18 +20,18 @@ import pickle
 import re
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from http.cookies import BaseCookie, CookieError, Morsel, SimpleCookie
 from types import MappingProxyType
-from typing import TypeAlias
+from typing import Any
 
 from yarl import URL
 
+from .abc import AbstractCookieJar, LooseCookie, LooseCookies
+
 __all__ = ["CookieJar", "DummyCookieJar", "response_cookies"]
 
-LooseCookies: TypeAlias = (
-    Mapping[str, str | Morsel[str]] | Iterable[tuple[str, str | Morsel[str]]] | BaseCookie[str]
-)
 _NO_URL = URL()
 _Key = tuple[str, str, str]  # (domain, path key, name)
 _Entry = tuple["Morsel[str]", _Key, str, str, int]  # stored, key, value and coded value sent, size
@@ -43,7 +44,8 @@ _RESPONSE_MAX, _PAIR_MAX, _ATTR_VALUE_MAX, _ATTR_STEPS = 50, 4096, 1024, 32
 _FLAGS = frozenset(("secure", "httponly", "partitioned"))
 _KNOWN = _FLAGS | {"path", "domain", "max-age", "expires", "samesite", "version", "comment"}
 _ATTRS = tuple(Morsel())  # this Python's attribute names, in Morsel's order
-_SKIP = frozenset(("max-age", "expires"))  # the absolute deadline is saved instead
+_SAVED = tuple(a for a in _ATTRS if a not in ("max-age", "expires"))  # the deadline is saved
+_Record = dict[str, str | bool | float]  # one cookie of a saved jar
 _MAX_TIME = int(datetime.datetime.max.replace(tzinfo=datetime.timezone.utc).timestamp()) - 1
 try:
     calendar.timegm(time.gmtime(_MAX_TIME))
@@ -177,7 +179,7 @@ def _parse_field(field: str) -> tuple[str, Morsel[str]] | None:
     return name, morsel
 
 
-def _parse_fields(fields: Sequence[str]) -> list[tuple[str, Morsel[str]]]:
+def _parse_fields(fields: Iterable[str]) -> list[tuple[str, Morsel[str]]]:
     parsed: list[tuple[str, Morsel[str]]] = []
     for field in fields:
         if len(parsed) >= _RESPONSE_MAX:
@@ -185,6 +187,54 @@ def _parse_fields(fields: Sequence[str]) -> list[tuple[str, Morsel[str]]]:
         if field and not _FIELD_CTL.search(field) and (cookie := _parse_field(field)):
             parsed.append(cookie)
     return parsed
+
+
+def _own_morsel(name: str, item: LooseCookie, copy: bool) -> Morsel[str]:
+    """The Morsel to store: a copy of a caller's one (unless `copy` is off), or a new one
+    holding the quoted text of anything else (CookieError on an illegal name)."""
+    if isinstance(item, Morsel):
+        return item.copy() if copy else item
+    holder = SimpleCookie()
+    holder[name] = str(item)
+    return holder[name]
+
+
+def _place(cookie: Morsel[str], url: URL) -> tuple[str, str, bool] | None:
+    """Where a cookie set from `url` is kept: (domain, path, host-only); None if `url`'s
+    host may not set it. Normalises the cookie's Domain and Path attributes on the way."""
+    host = url.raw_host
+    domain: str = cookie.get("domain", "")
+    if domain[-1:] == ".":  # aiohttp ignores a trailing-dot Domain altogether
+        del cookie["domain"]
+        domain = ""
+    elif domain[:1] == ".":
+        domain = cookie["domain"] = domain[1:]
+    if domain and host and not _domain_match(domain, host):
+        return None
+    path: str = cookie["path"]
+    if path[:1] != "/":  # the default-path: the URL's directory
+        base = url.path if url.path[:1] == "/" else "/"
+        path = cookie["path"] = base.rsplit("/", 1)[0] or "/"
+    if domain or host is None:
+        return domain, path, False
+    return host, path, True
+
+
+def _lifetime_end(cookie: Morsel[str]) -> float | None:
+    """When a cookie expires (Max-Age wins over Expires); None for a session cookie. An
+    attribute that does not parse is blanked, as aiohttp does."""
+    if max_age := cookie["max-age"]:
+        try:
+            seconds = int(max_age)
+        except ValueError:
+            cookie["max-age"] = ""
+            return None
+        return 0.0 if seconds <= 0 else min(time.time() + min(seconds, _MAX_TIME), _MAX_TIME)
+    if (expires := cookie["expires"]) and (when := _parse_date(expires)):
+        return when
+    if expires:  # unparsable, or exactly the epoch (falsy): a session cookie after all
+        cookie["expires"] = ""
+    return None
 
 
 def response_cookies(set_cookie_values: Sequence[str]) -> SimpleCookie:
@@ -212,7 +262,57 @@ class _LegacyUnpickler(pickle._Unpickler):
         return super().find_class(module, name)  # type: ignore[no-any-return]
 
 
-class CookieJar:
+def _origin(domain: str) -> URL:
+    """The URL a saved cookie is set again from: its domain's, or none for a shared one."""
+    return URL.build(scheme="https", host=domain) if domain else _NO_URL
+
+
+def _saved_deadline(record: Mapping[str, Any], where: str) -> float | None:
+    raw = record.get("expires_timestamp")
+    if raw is None:
+        return None
+    try:
+        deadline = float(raw)
+    except (OverflowError, TypeError, ValueError):
+        deadline = math.nan
+    if not math.isfinite(deadline):
+        raise ValueError(f"Cookie {where}: expiration timestamp must be a finite number")
+    return deadline
+
+
+def _restore(record: Mapping[str, Any]) -> Morsel[str]:
+    morsel = _morsel(record["key"], record["value"], record["coded_value"])
+    attrs = {attr: record[attr] for attr in _ATTRS if attr in record}
+    if record.get("host_only"):
+        attrs["domain"] = ""  # set again from its host, it becomes host-only again
+    morsel.update(attrs)
+    return morsel
+
+
+def _saved_cookies(
+    file_path: str | os.PathLike[str],
+) -> Iterator[tuple[URL, str, Morsel[str], float | None]]:
+    """Each cookie of a saved jar, with the URL to set it from and its absolute deadline.
+
+    The file is aiohttp's JSON, or the pickle that aiohttp wrote before it.
+    """
+    try:
+        with open(file_path, encoding="utf-8") as file:
+            data = json.load(file)
+    except ValueError:  # not JSON; a UnicodeDecodeError is a ValueError too
+        with open(file_path, "rb") as file:
+            legacy = _LegacyUnpickler(file).load()
+        for (domain, _), bucket in legacy.items():
+            yield from ((_origin(domain), name, m, None) for name, m in bucket.items())
+        return
+    for place, records in data.items():
+        url = _origin(place.partition("|")[0])
+        for name, record in records.items():
+            deadline = _saved_deadline(record, f"{name!r} in {place!r}")
+            yield url, name, _restore(record), deadline
+
+
+class CookieJar(AbstractCookieJar):
     """RFC 6265 cookie storage with aiohttp's API and behaviour (aiohttp 3.14.5)."""
 
     def __init__(
@@ -240,7 +340,7 @@ class CookieJar:
         self._used: dict[_Key, int] = {}  # last use, for least-recently-used eviction
         self._wire: dict[_Key, tuple[str, str, int]] = {}  # value, coded value sent, its size
         self._clock = 0
-        self._per_domain: dict[str, int] = {}
+        self._per_domain: Counter[str] = Counter()
         self._count = 0
 
     @property
@@ -274,11 +374,11 @@ class CookieJar:
     def update_cookies(self, cookies: LooseCookies, response_url: URL = _NO_URL) -> None:
         self._update(cookies, response_url, copy=True)
 
-    def update_cookies_from_headers(self, headers: Sequence[str], response_url: URL) -> None:
+    def update_cookies_from_headers(self, headers: Iterable[str], response_url: URL) -> None:
         """Store the cookies of a response's Set-Cookie header values."""
         if not self._unsafe and _is_ip(response_url.raw_host):
             return
-        if headers and (parsed := _parse_fields(headers)):
+        if parsed := _parse_fields(headers):
             self._update(parsed, response_url, copy=False, check=False)
 
     def _update(
@@ -290,75 +390,82 @@ class CookieJar:
         check: bool = True,
         expiration: float | None = None,
     ) -> None:
-        host = url.raw_host
-        if not self._unsafe and _is_ip(host):
+        """Store cookies set from `url`; `check=False` for parsed ones (already sendable),
+        `expiration` for a saved jar's absolute deadlines."""
+        if not self._unsafe and _is_ip(url.raw_host):
             return
-        for name, item in cookies.items() if isinstance(cookies, Mapping) else cookies:
-            if not isinstance(item, Morsel):
-                scratch = SimpleCookie()
-                scratch[name] = item  # quotes the value; CookieError on an illegal name
-                cookie = scratch[name]
-            else:
-                cookie = item.copy() if copy else item
-            domain: str = cookie.get("domain", "")
-            if domain.endswith("."):  # aiohttp ignores a trailing-dot Domain
-                domain = ""
-                del cookie["domain"]
-            elif domain.startswith("."):
-                domain = cookie["domain"] = domain[1:]
-            if domain and host and not _domain_match(domain, host):
+        pairs = cookies.items() if isinstance(cookies, Mapping) else cookies
+        for name, item in pairs:
+            cookie = _own_morsel(name, item, copy)
+            if (place := _place(cookie, url)) is None:
                 continue
-            path: str = cookie["path"]
-            if not path.startswith("/"):  # default-path: the URL path up to its last "/"
-                url_path = url.path if url.path.startswith("/") else "/"
-                path = cookie["path"] = url_path[: max(url_path.rfind("/"), 1)]
-            host_only = False
-            if not domain and host is not None:
-                host_only, domain = True, host
-            deadline = expiration
-            if deadline is not None:
-                pass
-            elif max_age := cookie["max-age"]:
-                try:
-                    seconds = int(max_age)
-                except ValueError:
-                    cookie["max-age"] = ""
-                else:
-                    stamp = 0.0 if seconds <= 0 else time.time() + min(seconds, _MAX_TIME)
-                    deadline = min(stamp, _MAX_TIME)
-            elif (expires := cookie["expires"]) and not (deadline := _parse_date(expires)):
-                # Unparsable, or exactly 1970-01-01 00:00:00 (falsy): kept as a session cookie.
-                deadline, cookie["expires"] = None, ""
-            if check and not self._sendable(cookie):
-                continue
-            key = (domain, path.rstrip("/"), name)
-            bucket = self._cookies.get(key[:2])
-            new = bucket is None or name not in bucket
-            if (
-                new
-                and (self._per_domain.get(domain, 0) >= _DOMAIN_MAX or self._count >= _TOTAL_MAX)
-                and (deadline is None or deadline > time.time())  # a deletion never evicts
-                and not self._make_room(domain, bool(cookie["secure"]))
-            ):
-                continue
-            if host_only:
-                self._host_only.add(key)
-                cookie["domain"] = domain
-            else:
-                self._host_only.discard(key)
-            if deadline is not None:
-                self._deadlines[key] = deadline
-                self._soonest = min(self._soonest, deadline)
-            else:
-                self._deadlines.pop(key, None)
-            if new:
-                self._count += 1
-                self._per_domain[domain] = self._per_domain.get(domain, 0) + 1
-            if bucket is None or bucket.get(name) != cookie:  # an equal Morsel stays as it is
-                self._cookies.setdefault(key[:2], SimpleCookie())[name] = cookie
-                self._wire.pop(key, None)
-            self._touch([key])
+            domain, path, host_only = place
+            deadline = _lifetime_end(cookie) if expiration is None else expiration
+            if not check or self._sendable(cookie):
+                self._store((domain, path.rstrip("/"), name), cookie, host_only, deadline)
         self._expire()
+
+    def _store(
+        self, key: _Key, cookie: Morsel[str], host_only: bool, deadline: float | None
+    ) -> None:
+        domain, _, name = key
+        known = name in self._cookies.get(key[:2], ())
+        if not known and not self._has_room(domain, deadline, bool(cookie["secure"])):
+            return
+        if host_only:
+            cookie["domain"] = domain
+            self._host_only.add(key)
+        else:  # a Domain cookie replaces the host-only one of the same key
+            self._host_only.discard(key)
+        if deadline is None:  # a replacement does not inherit the old one's expiry
+            self._deadlines.pop(key, None)
+        else:
+            self._deadlines[key] = deadline
+            self._soonest = min(deadline, self._soonest)
+        if not known:
+            self._count += 1
+            self._per_domain[domain] += 1
+        shelf = self._cookies.setdefault(key[:2], SimpleCookie())
+        if shelf.get(name) != cookie:  # setting an equal cookie again keeps the stored one
+            shelf[name] = cookie
+            self._wire.pop(key, None)
+        self._touch([key])
+
+    def _has_room(self, domain: str, deadline: float | None, secure: bool) -> bool:
+        """Whether a new cookie fits, after evicting as Firefox (and aiohttp 3.14) does."""
+        if self._per_domain[domain] < _DOMAIN_MAX and self._count < _TOTAL_MAX:
+            return True
+        if deadline is not None and deadline <= time.time():
+            return True  # it only deletes: stored (and expired) without evicting anything
+        if self._per_domain[domain] < _DOMAIN_MAX:  # the jar is full, not the domain
+            self._expire()
+            used = self._used
+            oldest = heapq.nsmallest(self._count - _TOTAL_QUOTA, used, used.__getitem__)
+            self._delete(oldest)
+            return True
+        return self._evict_from(domain, secure)
+
+    def _evict_from(self, domain: str, secure: bool) -> bool:
+        """Bring a full domain down to its quota minus one for a newcomer, expired cookies
+        first, then plain ones, least recently used first; Secure cookies only give way to a
+        Secure newcomer. False: nothing may go, the newcomer is dropped."""
+        self._expire()
+        held = self._per_domain[domain]
+        surplus = held - _DOMAIN_QUOTA + 1
+        if surplus <= 0:
+            return True
+        ranked = sorted(
+            (bool(morsel["secure"]), self._used.get(key, 0), key)
+            for key, morsel in self._held(domain)
+        )
+        only_secure = ranked[0][0] if ranked else True
+        if only_secure and held < _DOMAIN_MAX:
+            return True
+        if only_secure and not secure:
+            return False
+        # the first `surplus` of the weakest class: plain ones never make Secure ones go too
+        self._delete([key for guarded, _, key in ranked[:surplus] if guarded == only_secure])
+        return True
 
     @staticmethod
     def _sendable(cookie: Morsel[str]) -> bool:
@@ -366,34 +473,15 @@ class CookieJar:
         return not _CTL.search(text) and _utf8_len(text) is not None
 
     def _touch(self, keys: Iterable[_Key]) -> None:
+        """Mark cookies as used now: eviction goes least recently used first."""
         self._clock += 1
-        for key in keys:
-            self._used[key] = self._clock
+        self._used.update(dict.fromkeys(keys, self._clock))
 
-    def _make_room(self, domain: str, secure: bool) -> bool:
-        """Evict as Firefox does; False means the new cookie is dropped instead."""
-        over_total = self._per_domain.get(domain, 0) < _DOMAIN_MAX
-        self._expire()
-        if over_total:  # least recently used first, down to the quota
-            ranked = sorted(self._used, key=self._used.__getitem__)
-            self._delete(ranked[: max(self._count - _TOTAL_QUOTA, 0)])
-            return True
-        count = self._per_domain.get(domain, 0)
-        if (excess := count - _DOMAIN_QUOTA + 1) <= 0:  # down to the quota, with room for one
-            return True
-        plain: list[tuple[int, _Key]] = []
-        guarded: list[tuple[int, _Key]] = []
-        for (bucket_domain, path), bucket in self._cookies.items():
-            if bucket_domain == domain:
-                for name, cookie in bucket.items():
-                    key = (domain, path, name)
-                    (guarded if cookie["secure"] else plain).append((self._used.get(key, 0), key))
-        if not plain and count < _DOMAIN_MAX:  # expiry made room
-            return True
-        if not plain and not secure:  # Secure cookies only make room for Secure ones
-            return False
-        self._delete([key for _, key in sorted(plain or guarded)[:excess]])
-        return True
+    def _held(self, domain: str | None = None) -> Iterator[tuple[_Key, Morsel[str]]]:
+        """The stored cookies with their keys: all, or those of one domain."""
+        for (owner, path), bucket in self._cookies.items():
+            if domain is None or owner == domain:
+                yield from (((owner, path, name), morsel) for name, morsel in bucket.items())
 
     def _expire(self) -> None:
         if not self._deadlines or (now := time.time()) < self._soonest:
@@ -414,7 +502,7 @@ class CookieJar:
             if bucket.pop(name, None) is not None:
                 self._count -= 1
                 self._per_domain[domain] -= 1
-                if not self._per_domain[domain]:
+                if self._per_domain[domain] <= 0:
                     del self._per_domain[domain]
             if not bucket:
                 del self._cookies[domain, path]
@@ -427,10 +515,8 @@ class CookieJar:
         self._delete(
             [
                 key
-                for (domain, path), bucket in self._cookies.items()
-                for name, cookie in bucket.items()
-                if self._deadlines.get(key := (domain, path, name), math.inf) <= now
-                or predicate(cookie)
+                for key, cookie in self._held()
+                if self._deadlines.get(key, math.inf) <= now or predicate(cookie)
             ]
         )
 
@@ -521,25 +607,28 @@ class CookieJar:
         return "; ".join(f"{chosen[n][0].key}={chosen[n][3]}" for n in sorted(chosen)).strip()
 
     def save(self, file_path: str | os.PathLike[str]) -> None:
-        """Write the jar as aiohttp 3.14 does: JSON, readable by the owner only."""
-        data: dict[str, dict[str, dict[str, str | bool | float]]] = {}
-        for (domain, path), bucket in self._cookies.items():
-            records = data[f"{domain}|{path}"] = {}
-            for name, cookie in bucket.items():
-                record: dict[str, str | bool | float] = {
-                    "key": cookie.key,
-                    "value": cookie.value,
-                    "coded_value": cookie.coded_value,
-                }
-                record.update((a, v) for a in _ATTRS if (v := cookie.get(a)) and a not in _SKIP)
-                if (domain, path, name) in self._host_only:
-                    record["host_only"] = True
-                if (deadline := self._deadlines.get((domain, path, name))) is not None:
-                    record["expires_timestamp"] = deadline
-                records[name] = record
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-        with open(os.open(file_path, flags, 0o600), "w", encoding="utf-8") as file:
+        """Write the jar in aiohttp 3.14's JSON; created readable by its owner only, as it
+        may hold session tokens."""
+        data = {
+            f"{domain}|{path}": {
+                name: self._record((domain, path, name), morsel) for name, morsel in bucket.items()
+            }
+            for (domain, path), bucket in self._cookies.items()
+        }
+        descriptor = os.open(file_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             json.dump(data, file, indent=2)
+
+    def _record(self, key: _Key, morsel: Morsel[str]) -> _Record:
+        """A cookie as saved: its text, its attributes but Max-Age and Expires, and what the
+        jar knows beside it (host-only, else it comes back a domain cookie; the deadline)."""
+        record: _Record = {"key": morsel.key, "value": morsel.value}
+        record["coded_value"] = morsel.coded_value
+        record.update({attr: morsel[attr] for attr in _SAVED if morsel.get(attr)})
+        if key in self._host_only:
+            record["host_only"] = True
+        deadline = self._deadlines.get(key)
+        return record if deadline is None else {**record, "expires_timestamp": deadline}
 
     def load(self, file_path: str | os.PathLike[str]) -> None:
         """Replace the jar's cookies with a saved jar's (JSON, or an older aiohttp's pickle).
@@ -547,47 +636,20 @@ class CookieJar:
         Loaded cookies pass the same checks as `update_cookies`; a bad file raises and leaves
         the jar as it was.
         """
-        loaded = CookieJar(
+        fresh = CookieJar(
             unsafe=self._unsafe,
             quote_cookie=self._quote_cookie,
             treat_as_secure_origin=self._secure_origins,
         )
-        try:
-            with open(file_path, encoding="utf-8") as file:
-                data = json.load(file)
-        except ValueError:  # not JSON (UnicodeDecodeError is a ValueError too)
-            with open(file_path, "rb") as file:
-                legacy = _LegacyUnpickler(file).load()
-            for (domain, _), bucket in legacy.items():
-                url = URL.build(scheme="https", host=domain) if domain else URL()
-                loaded._update(dict(bucket), url, copy=False)
-        else:
-            for bucket_key, records in data.items():
-                domain = bucket_key.split("|", 1)[0]
-                url = URL.build(scheme="https", host=domain) if domain else URL()
-                for name, record in records.items():
-                    deadline = record.get("expires_timestamp")
-                    if deadline is not None:
-                        try:
-                            if not math.isfinite(deadline := float(deadline)):
-                                raise ValueError(deadline)
-                        except (OverflowError, TypeError, ValueError) as exc:
-                            msg = "expiration timestamp must be a finite number"
-                            raise ValueError(f"Cookie {name!r} in {bucket_key!r}: {msg}") from exc
-                    morsel = _morsel(record["key"], record["value"], record["coded_value"])
-                    for attr in _ATTRS:
-                        if attr in record:
-                            morsel[attr] = record[attr]
-                    if record.get("host_only"):
-                        morsel["domain"] = ""  # stored again as host-only
-                    loaded._update({name: morsel}, url, copy=False, expiration=deadline)
-        self._cookies.clear()  # keep the dict: views from `cookies` stay live
-        self._cookies.update(loaded._cookies)
-        loaded._cookies = self._cookies
-        self.__dict__.update(loaded.__dict__)
+        for url, name, morsel, deadline in _saved_cookies(file_path):
+            fresh._update({name: morsel}, url, copy=False, expiration=deadline)
+        live = self._cookies  # views from `cookies` must stay live: keep this dict
+        live.clear()
+        live.update(fresh._cookies)
+        vars(self).update(vars(fresh), _cookies=live)
 
 
-class DummyCookieJar:
+class DummyCookieJar(AbstractCookieJar):
     """A jar that stores nothing, for sessions that should not keep cookies."""
 
     @property
@@ -625,7 +687,7 @@ class DummyCookieJar:
     def update_cookies(self, cookies: LooseCookies, response_url: URL = _NO_URL) -> None:
         pass
 
-    def update_cookies_from_headers(self, headers: Sequence[str], response_url: URL) -> None:
+    def update_cookies_from_headers(self, headers: Iterable[str], response_url: URL) -> None:
         pass
 
     def filter_cookies(self, request_url: URL) -> BaseCookie[str]:

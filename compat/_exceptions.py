@@ -105,12 +105,10 @@ class ClientResponseError(ClientError):
         message: str = "",
         headers: MultiMapping[str] | None = None,
     ) -> None:
-        self.request_info = request_info
-        self.status = 0 if status is None else status
-        self.message = message
+        self.args = (request_info, history)  # what aiohttp's pickles and reprs carry
+        self.request_info, self.history = request_info, history
+        self.status, self.message = status or 0, message
         self.headers = headers
-        self.history = history
-        self.args = (request_info, history)
 
     def __str__(self) -> str:
         return f"{self.status}, message={self.message!r}, url={str(self.request_info.real_url)!r}"
@@ -155,30 +153,29 @@ class ClientConnectorError(ClientOSError):
     """A connection could not be established."""
 
     def __init__(self, connection_key: ConnectionKey, os_error: OSError) -> None:
-        self._conn_key = connection_key
-        self._os_error = os_error
+        # errno and strerror come from the cause; args are (key, cause) as in aiohttp
         super().__init__(os_error.errno, os_error.strerror)
-        self.args = (connection_key, os_error)
+        self._target, self._cause = self.args = (connection_key, os_error)
 
     @property
     def os_error(self) -> OSError:
-        return self._os_error
+        return self._cause
 
     @property
     def host(self) -> str:
-        return self._conn_key.host
+        return self._target.host
 
     @property
     def port(self) -> int | None:
-        return self._conn_key.port
+        return self._target.port
 
     @property
     def ssl(self) -> Any:
-        return self._conn_key.ssl
+        return self._target.ssl
 
     def __str__(self) -> str:
         ssl_text = "default" if self.ssl is True else self.ssl
-        reason = self.strerror or str(self._os_error) or type(self._os_error).__name__
+        reason = self.strerror or str(self._cause) or type(self._cause).__name__
         return f"Cannot connect to host {self.host}:{self.port} ssl:{ssl_text} [{reason}]"
 
     __reduce__ = BaseException.__reduce__
@@ -206,17 +203,17 @@ class ClientConnectorCertificateError(ClientSSLError, ssl.CertificateError):
     def __init__(self, connection_key: ConnectionKey, certificate_error: Exception) -> None:
         os_error = certificate_error if isinstance(certificate_error, OSError) else OSError()
         super().__init__(connection_key, os_error)
-        self._certificate_error = certificate_error
         self.args = (connection_key, certificate_error)
 
     @property
     def certificate_error(self) -> Exception:
-        return self._certificate_error
+        error: Exception = self.args[1]
+        return error
 
     def __str__(self) -> str:
-        error = self._certificate_error
+        error = self.certificate_error
         return (
-            f"Cannot connect to host {self.host}:{self.port} ssl:{self._conn_key.is_ssl} "
+            f"Cannot connect to host {self.host}:{self.port} ssl:{self._target.is_ssl} "
             f"[{type(error).__name__}: {error.args}]"
         )
 
@@ -229,11 +226,8 @@ class ServerFingerprintMismatch(ServerConnectionError):
     """The server's certificate does not have the pinned fingerprint (`compat.Fingerprint`)."""
 
     def __init__(self, expected: bytes, got: bytes, host: str, port: int) -> None:
-        self.expected = expected
-        self.got = got
-        self.host = host
-        self.port = port
         self.args = (expected, got, host, port)
+        self.expected, self.got, self.host, self.port = self.args
 
     def __repr__(self) -> str:
         return (
@@ -284,23 +278,20 @@ class InvalidURL(ClientError, ValueError):
     """A URL that cannot be requested."""
 
     def __init__(self, url: str | URL, description: str | None = None) -> None:
-        self._url = url
-        self._description = description
-        if description:
-            super().__init__(url, description)
-        else:
-            super().__init__(url)
+        super().__init__(*(url, description)[: 2 if description else 1])
+        self._url_and_why = (url, description)
 
     @property
     def url(self) -> str | URL:
-        return self._url
+        return self._url_and_why[0]
 
     @property
     def description(self) -> str | None:
-        return self._description
+        return self._url_and_why[1]
 
     def __str__(self) -> str:
-        return f"{self._url} - {self._description}" if self._description else str(self._url)
+        url, why = self._url_and_why
+        return f"{url} - {why}" if why else str(url)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self}>"

@@ -7,6 +7,8 @@ actions returned, in order:
 
 - `bytes`: one `sendall` (each write a separate send, so a test decides what shares a segment);
 - `Pause(seconds)`: sleep between writes (part of the wire script, e.g. a body after its head);
+- `DELIVERED`: block until the client has read every byte written so far, so the next write
+  reaches it as a read of its own (a split the client cannot merge, whatever the load);
 - `Wait(event)`: block until a `threading.Event` the test sets (ordering by event, not by time);
 - `Signal(event)`: set a `threading.Event` the test waits for;
 - `CLOSE` / `RESET`: close the connection with a FIN / a TCP RST, and stop serving it.
@@ -23,8 +25,11 @@ and joins the threads.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import socket
 import struct
+import termios
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +38,7 @@ from types import TracebackType
 
 __all__ = [
     "CLOSE",
+    "DELIVERED",
     "RESET",
     "Action",
     "Connection",
@@ -77,7 +83,46 @@ class _Reset:
 CLOSE = _Close()
 RESET = _Reset()
 
-Action = bytes | Pause | Wait | Signal | _Close | _Reset
+
+class _Delivered:
+    def __repr__(self) -> str:
+        return "DELIVERED"
+
+
+DELIVERED = _Delivered()
+
+
+def _queued(sock: socket.socket, request: int) -> int:
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), request, b"\0" * 4))[0]  # type: ignore[no-any-return]
+
+
+def _client_unread(conn: socket.socket) -> int | None:
+    """Bytes waiting unread in the client's end of `conn`, or None if that end is not a socket
+    of this process (the client under test runs in the process: its socket is found by
+    address among the process's descriptors, duplicated only for the time of the query)."""
+    want = (conn.getpeername(), conn.getsockname())
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            dup = os.dup(int(name))
+        except OSError:
+            continue  # closed meanwhile
+        try:
+            sock = socket.socket(fileno=dup)
+        except OSError:
+            os.close(dup)
+            continue
+        with sock:
+            try:
+                if (sock.getsockname(), sock.getpeername()) == want:
+                    return _queued(sock, termios.FIONREAD)
+            except OSError:
+                continue  # not connected: a listener, a closed one
+    return None
+
+
+Action = bytes | Pause | Wait | Signal | _Close | _Reset | _Delivered
 
 
 @dataclass
@@ -341,6 +386,8 @@ class HostileServer:
                         raise RuntimeError("the test never set the event the script waits for")
             elif isinstance(action, Signal):
                 action.event.set()
+            elif isinstance(action, _Delivered):
+                self._wait_delivered(conn)
             elif isinstance(action, _Reset):
                 conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return False
@@ -352,6 +399,16 @@ class HostileServer:
             else:  # pragma: no cover - a typo in a test's script
                 raise TypeError(f"unknown action {action!r}")
         return True
+
+    def _wait_delivered(self, conn: Connection) -> None:
+        """Poll until our send queue is empty (all acknowledged: on loopback, in the client's
+        receive queue) and the client's receive queue is empty too (its reader took it)."""
+        deadline = time.monotonic() + TIMEOUT
+        while _queued(conn.sock, termios.TIOCOUTQ) or _client_unread(conn.sock):
+            if self._stopping.wait(0.0002):
+                raise _Closed
+            if time.monotonic() > deadline:
+                raise RuntimeError("the client did not read what was sent")
 
     def _drain_until_client_closes(self, conn: Connection) -> None:
         """After our FIN, read (and record) until the client closes too, so our socket's

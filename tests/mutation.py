@@ -1,4 +1,4 @@
-"""Mutation testing of the pool, tracing, engine, connection and session modules (not in CI).
+"""Mutation testing of the transport, tracing, session, cookie and payload modules (not in CI).
 
     pip install mutmut==3.8.1
     python tests/mutation.py [--workdir /tmp/mutation] [--budget 3000] [--workers 2]
@@ -15,13 +15,18 @@ ContextVar on every call of a mutated function, and under these tests that break
 4. each mutant then runs in a fresh pytest process (`MUTANT_UNDER_TEST=<its name>`), on the
    tests that reached its function only, fastest first, `-x`: exit 0 is "survived", 1 or a
    crash "killed" (4: the conftest import failed, which is killed too), past the time limit
-   "timeout" (killed); a mutant no test reaches is "no tests" (counted as not killed).
+   "timeout" (killed); a mutant no test reaches is "no tests" (counted as not killed);
+5. every kill is re-checked once on the unmutated tree: the test that failed (or, for a
+   timeout or a crash that names none, the mutant's whole test selection) runs again on the
+   clean copy. If it fails there too, the kill is "flaky" and does not count: the mutant is
+   scored as not killed, and the test is worth a look.
    Mutants are sampled per module (SAMPLE, a fixed seed), interleaved so that a run stopped
    by `--budget` (seconds) has a proportional share of each; results go to
    `mutresults.jsonl`, and a second run resumes where the first stopped.
 
-`--report` prints, per module, mutants generated / run / killed / survived and the score
-(killed / run, "no tests" included in run), then each survivor's diff (`mutmut show`).
+`--report` prints, per module, mutants generated / run / killed / survived / flaky and the
+score (killed / run, "no tests" and "flaky" included in run), then each survivor's diff
+(`mutmut show`).
 """
 
 from __future__ import annotations
@@ -44,12 +49,26 @@ PYTHON = sys.executable
 SAMPLE = {  # module: how many of its mutants to run (all, if it has fewer)
     "compat/_signals.py": 40,
     "compat/_tracing.py": 100,
-    "compat/_transport/_engine.py": 70,
-    "compat/_transport/_pool.py": 110,
-    "compat/_transport/_connection.py": 140,
     "compat/_session.py": 140,
+    "compat/_cookies.py": 100,
+    "compat/_payload.py": 100,
+    "compat/_transport/_backends/__init__.py": 40,
+    "compat/_transport/_backends/_asyncio.py": 50,
+    "compat/_transport/_backends/_trio.py": 50,
+    "compat/_transport/_connection.py": 140,
+    "compat/_transport/_decoders.py": 100,
+    "compat/_transport/_dns.py": 50,
+    "compat/_transport/_engine.py": 70,
+    "compat/_transport/_http2.py": 100,
+    "compat/_transport/_httpx.py": 50,
+    "compat/_transport/_mocked.py": 30,
+    "compat/_transport/_opener.py": 80,
+    "compat/_transport/_pool.py": 110,
 }
 TESTS = [
+    "tests/test_cookies.py",
+    "tests/test_payload.py",
+    "tests/test_decoders.py",
     "tests/test_pool_dns.py",
     "tests/test_wire.py",
     "tests/test_signals.py",
@@ -59,7 +78,17 @@ TESTS = [
     "tests/test_http2.py",
     "tests/test_mutants.py",
 ]
-PYTEST_ARGS = ["-p", "no:randomly", "--timeout", "60", "-p", "no:cacheprovider"]
+PYTEST_ARGS = [
+    "-p",
+    "no:randomly",
+    "--timeout",
+    "60",
+    "-p",
+    "no:cacheprovider",
+    # counts the calls make_body makes: mutmut's trampolines add their own
+    "--deselect",
+    "tests/test_payload.py::test_hot_path_is_cheap",
+]
 
 CONFIG = f"""
 [tool.mutmut]
@@ -129,19 +158,39 @@ def plan(workdir: Path) -> list[tuple[float, str, str, list[str], float]]:
     return queue
 
 
+def _pytest(
+    cwd: Path, env: dict[str, str], tests: list[str], limit: float
+) -> tuple[int | None, list[str]]:
+    """pytest on `tests` (-x): its exit code (None past `limit` seconds) and the failed ids."""
+    cmd = [PYTHON, "-m", "pytest", "--rootdir=.", "-x", "-q", "-rfE", *PYTEST_ARGS, *tests]
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return None, []
+    failed = [  # "FAILED tests/x.py::test[id] - message" in the short summary
+        line.split()[1]
+        for line in proc.stdout.splitlines()
+        if line.startswith(("FAILED ", "ERROR ")) and "::" in line
+    ]
+    return proc.returncode, failed
+
+
 def run_one(workdir: Path, key: str, tests: list[str], estimate: float) -> str:
     if not tests:
         return "no tests"
-    mutants = workdir / "mutants"
-    env = dict(os.environ, MUTANT_UNDER_TEST=key, PYTHONPATH=str(mutants))
-    cmd = [PYTHON, "-m", "pytest", "--rootdir=.", "-x", "-q", *PYTEST_ARGS, *tests]
-    try:
-        proc = subprocess.run(
-            cmd, cwd=mutants, env=env, capture_output=True, timeout=max(60, 3 * estimate + 30)
-        )
-    except subprocess.TimeoutExpired:
-        return "timeout"
-    return {0: "survived", 1: "killed"}.get(proc.returncode, f"killed (exit {proc.returncode})")
+    limit = max(60, 3 * estimate + 30)
+    env = dict(os.environ, MUTANT_UNDER_TEST=key, PYTHONPATH=str(workdir / "mutants"))
+    code, failed = _pytest(workdir / "mutants", env, tests, limit)
+    if code == 0:
+        return "survived"
+    status = "timeout" if code is None else "killed" if code == 1 else f"killed (exit {code})"
+    # The kill counts only if what killed it passes on the unmutated tree.
+    culprits = failed[:1] or tests
+    clean_env = dict(os.environ, PYTHONPATH=str(workdir))
+    clean_env.pop("MUTANT_UNDER_TEST", None)
+    if _pytest(workdir, clean_env, culprits, limit)[0] != 0:
+        return f"flaky ({status}; {culprits[0]} fails unmutated too)"
+    return status
 
 
 def run(workdir: Path, budget: float, workers: int) -> None:
@@ -172,20 +221,25 @@ def run(workdir: Path, budget: float, workers: int) -> None:
 def report(workdir: Path) -> None:
     results = [json.loads(line) for line in (workdir / "mutresults.jsonl").read_text().splitlines()]
     print(
-        f"{'module':34} {'generated':>9} {'run':>5} {'killed':>6} {'survived':>8} {'no tests':>8}"
-        f" {'score':>6}"
+        f"{'module':40} {'generated':>9} {'run':>5} {'killed':>6} {'survived':>8} {'no tests':>8}"
+        f" {'flaky':>5} {'score':>6}"
     )
     for module in SAMPLE:
         meta = json.loads((workdir / "mutants" / (module + ".meta")).read_text())
         mine = [r for r in results if r["module"] == module]
         count = Counter(
-            r["status"] if r["status"] in ("survived", "no tests") else "killed" for r in mine
+            r["status"] if r["status"] in ("survived", "no tests") else r["status"][:5]
+            for r in mine
         )
-        score = count["killed"] / len(mine) if mine else 0.0
+        killed = len(mine) - count["survived"] - count["no tests"] - count["flaky"]
+        score = killed / len(mine) if mine else 0.0
         print(
-            f"{module:34} {len(meta['exit_code_by_key']):9} {len(mine):5} {count['killed']:6}"
-            f" {count['survived']:8} {count['no tests']:8} {score:6.0%}"
+            f"{module:40} {len(meta['exit_code_by_key']):9} {len(mine):5} {killed:6}"
+            f" {count['survived']:8} {count['no tests']:8} {count['flaky']:5} {score:6.0%}"
         )
+    for r in results:
+        if r["status"].startswith("flaky"):
+            print(f"\n{r['key']}: {r['status']}")
     for r in results:
         if r["status"] == "survived":
             show = subprocess.run(

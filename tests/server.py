@@ -41,6 +41,7 @@ class Stats:
     connections: int = 0
     requests: int = 0
     open_connections: int = 0
+    replies: int = 0  # responses written and drained, for tests that wait for them
     seen: list[Request] = field(default_factory=list)
 
 
@@ -201,6 +202,7 @@ class TestServer:
                 if reply is not None:
                     writer.write(reply)
                     await writer.drain()
+                    self.stats.replies += 1
                 if request.header("connection") == "close" or (
                     reply is not None
                     and b"\r\nConnection: close\r\n" in reply.split(b"\r\n\r\n")[0] + b"\r\n"

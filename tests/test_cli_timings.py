@@ -85,7 +85,7 @@ async def test_wait_covers_a_server_delay_before_the_head(server: TestServer, en
     timings = await _timed(entry, server.url_for(f"/slow?delay={DELAY}"))
     assert timings.complete
     assert timings.phases["wait"] >= 0.9 * DELAY, timings.phases
-    assert timings.phases["receive"] < DELAY / 2, timings.phases
+    assert timings.phases["receive"] < timings.phases["wait"], timings.phases  # the delay's phase
     assert abs(sum(timings.phases.values()) - timings.total) < 1e-6
 
 
@@ -97,7 +97,7 @@ async def test_receive_covers_a_body_that_pauses_midway(server: TestServer, entr
     timings = await _timed(entry, server.url_for(f"/slow-body?delay={DELAY}"))
     assert timings.complete
     assert timings.phases["receive"] >= 0.9 * DELAY, timings.phases
-    assert timings.phases["wait"] < DELAY / 2, timings.phases
+    assert timings.phases["wait"] < timings.phases["receive"], timings.phases  # the delay's phase
     at = {name: t for t, name, _ in reversed(timings.events)}  # each signal's first time
     assert at["on_response_body_complete"] - at["on_response_chunk_received"] >= 0.9 * DELAY
     chunks = [p.chunk for _, name, p in timings.events if name == "on_response_chunk_received"]
@@ -134,7 +134,7 @@ async def test_blocked_covers_the_wait_for_a_slot() -> None:
     phases = result["queued"].phases
     assert phases["blocked"] >= 0.9 * DELAY, phases
     assert result["holder"].phases["wait"] >= 0.9 * DELAY
-    assert result["holder"].phases["blocked"] < DELAY / 2
+    assert result["holder"].phases["blocked"] < phases["blocked"]  # only the queued one waited
 
 
 @pytest.mark.anyio

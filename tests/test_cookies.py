@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import aiohttp.abc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from compat._cookies import CookieJar, DummyCookieJar, response_cookies
+from compat.abc import AbstractCookieJar
 
 AnyJar = CookieJar | aiohttp.CookieJar
 
@@ -724,6 +726,16 @@ def test_dummy_cookie_jar(loop: asyncio.AbstractEventLoop) -> None:
         assert jar.quote_cookie is True and jar.unsafe is False
         assert jar.cookies == {} and jar.host_only_cookies == frozenset()
     assert ours.cookie_header(URL("http://example.com/")) is None
+
+
+def test_jars_are_abstract_cookie_jars(loop: asyncio.AbstractEventLoop) -> None:
+    """Code typed against aiohttp.abc.AbstractCookieJar takes compat's jars, as aiohttp's."""
+    for ours, theirs in (
+        (CookieJar(), aiohttp.CookieJar(loop=loop)),
+        (DummyCookieJar(), aiohttp.DummyCookieJar(loop=loop)),
+    ):
+        assert isinstance(ours, AbstractCookieJar)
+        assert isinstance(theirs, aiohttp.abc.AbstractCookieJar)
 
 
 # --- differential fuzzing of the Set-Cookie grammar ----------------------------------------

@@ -275,8 +275,13 @@ async def test_idle_connections_closed_by_the_server_are_not_reused(
 ) -> None:
     async with compat.ClientSession(trace_configs=[recorder.config]) as s:
         await _fetch(s, server.url_for("/ok"))
+        open_before = server.stats.open_connections  # the shared server may hold others' hangs
         server.close_idle_connections()
-        await anyio.sleep(0.1)
+        with anyio.fail_after(10):  # ours closed server-side: the FIN is on its way
+            while server.stats.open_connections >= open_before:  # noqa: ASYNC110 - its counter
+                await anyio.sleep(0.01)
+        for _ in range(5):  # loopback delivered it at once; the client's loop takes it in
+            await anyio.lowlevel.checkpoint()
         recorder.clear()
         assert await _fetch(s, server.url_for("/ok")) == b"ok"
     assert "connection_reuseconn" not in recorder.names()
