@@ -197,13 +197,13 @@ class TCPConnector(BaseConnector):
                     "HTTP/2 needs the h2 package: pip install 'httpx-trace-compat[http2]'"
                 ) from exc
         super().__init__(
-            keepalive_timeout=keepalive_timeout,
-            force_close=force_close,
+            http2=http2,
             limit=limit,
             limit_per_host=limit_per_host,
-            enable_cleanup_closed=enable_cleanup_closed,
+            force_close=force_close,
+            keepalive_timeout=keepalive_timeout,
             timeout_ceil_threshold=timeout_ceil_threshold,
-            http2=http2,
+            enable_cleanup_closed=enable_cleanup_closed,
         )
         if resolver is not None:
             check_resolver(resolver)

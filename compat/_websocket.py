@@ -27,7 +27,6 @@ from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from ssl import SSLContext
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
@@ -66,41 +65,30 @@ else:  # aiohttp raises asyncio's, a class of its own before 3.11
     from asyncio import TimeoutError as _Timeout
 
 
-class WSCloseCode(IntEnum):
-    OK = 1000
-    GOING_AWAY = 1001
-    PROTOCOL_ERROR = 1002
-    UNSUPPORTED_DATA = 1003
-    ABNORMAL_CLOSURE = 1006
-    INVALID_TEXT = 1007
-    POLICY_VIOLATION = 1008
-    MESSAGE_TOO_BIG = 1009
-    MANDATORY_EXTENSION = 1010
-    INTERNAL_ERROR = 1011
-    SERVICE_RESTART = 1012
-    TRY_AGAIN_LATER = 1013
-    BAD_GATEWAY = 1014
+# RFC 6455 §7.4.1 close codes, then the message types: the wire's opcodes and aiohttp's three
+# of its own (never on the wire: CLOSING, CLOSED, ERROR), each with its lower-case alias.
+WSCloseCode = IntEnum(
+    "WSCloseCode",
+    [
+        ("OK", 1000), ("GOING_AWAY", 1001), ("PROTOCOL_ERROR", 1002),
+        ("UNSUPPORTED_DATA", 1003), ("ABNORMAL_CLOSURE", 1006), ("INVALID_TEXT", 1007),
+        ("POLICY_VIOLATION", 1008), ("MESSAGE_TOO_BIG", 1009), ("MANDATORY_EXTENSION", 1010),
+        ("INTERNAL_ERROR", 1011), ("SERVICE_RESTART", 1012), ("TRY_AGAIN_LATER", 1013),
+        ("BAD_GATEWAY", 1014),
+    ],
+)  # fmt: skip
 
 
 class WSMsgType(IntEnum):
     CONTINUATION = 0x0
-    TEXT = 0x1
-    BINARY = 0x2
-    PING = 0x9
-    PONG = 0xA
-    CLOSE = 0x8
-    CLOSING = 0x100  # aiohttp's own: not on the wire
-    CLOSED = 0x101
-    ERROR = 0x102
-
-    text = TEXT
-    binary = BINARY
-    ping = PING
-    pong = PONG
-    close = CLOSE
-    closing = CLOSING
-    closed = CLOSED
-    error = ERROR
+    TEXT = text = 0x1
+    BINARY = binary = 0x2
+    PING = ping = 0x9
+    PONG = pong = 0xA
+    CLOSE = close = 0x8
+    CLOSING = closing = 0x100
+    CLOSED = closed = 0x101
+    ERROR = error = 0x102
 
 
 class WSMessage(NamedTuple):
@@ -118,6 +106,7 @@ class WSMessage(NamedTuple):
 _CLOSED = WSMessage(WSMsgType.CLOSED, None, None)
 _CLOSING = WSMessage(WSMsgType.CLOSING, None, None)
 _INTERNAL = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.PING, WSMsgType.PONG})
+_ENDS_ITERATION = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED})
 
 
 class WebSocketError(Exception):
@@ -168,12 +157,9 @@ class ClientWebSocketResponse:
         self._frames = frames
         self._protocol = protocol
         self._response = response
-        self._timeout = timeout
-        self._autoclose = autoclose
-        self._autoping = autoping
-        self._heartbeat = heartbeat
-        self._compress = compress
-        self._client_notakeover = client_notakeover
+        self._autoping, self._autoclose = autoping, autoclose
+        self._timeout, self._heartbeat = timeout, heartbeat
+        self._compress, self._client_notakeover = compress, client_notakeover
         self._pending: deque[WSMessage] = deque()
         self._closed = False
         self._closing = False
@@ -191,24 +177,29 @@ class ClientWebSocketResponse:
     # --- state ---
 
     @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def close_code(self) -> int | None:
-        return self._close_code
-
-    @property
     def protocol(self) -> str | None:
+        """The subprotocol the server chose, if any."""
         return self._protocol
 
     @property
     def compress(self) -> int:
+        """The deflate window bits agreed on; 0 without compression."""
         return self._compress
 
     @property
     def client_notakeover(self) -> bool:
+        """Whether the client resets its compression context after each message."""
         return self._client_notakeover
+
+    @property
+    def closed(self) -> bool:
+        """Both CLOSE frames went (or the connection is gone)."""
+        return self._closed
+
+    @property
+    def close_code(self) -> int | None:
+        """The code the server closed with, or ours for an abnormal end (1006, 1009)."""
+        return self._close_code
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """The socket's details (`peername`, `sockname`, `ssl_object`, `socket`)."""
@@ -373,29 +364,11 @@ class ClientWebSocketResponse:
                     self._interrupted = False
                     if self._close_wait is not None:
                         self._close_wait.set()
-            except ServerTimeoutError as exc:  # heartbeat: no PONG in time
-                self._closed = True
-                self._close_code = WSCloseCode.ABNORMAL_CLOSURE
-                self._exception = exc
-                self._upgraded.close()
-                return WSMessage(WSMsgType.ERROR, exc, None)
-            except (_Timeout, anyio.get_cancelled_exc_class()):
-                self._close_code = WSCloseCode.ABNORMAL_CLOSURE
-                raise
-            except _PeerGone:
-                self._close_code = WSCloseCode.OK
-                await self.close()  # fails to send: close_code 1006 and the reset recorded
-                return _CLOSED
-            except WebSocketError as exc:
-                self._close_code = exc.code
-                await self.close(code=exc.code)
-                return WSMessage(WSMsgType.ERROR, exc, None)
-            except Exception as exc:
-                self._exception = exc
-                self._closing = True
-                self._close_code = WSCloseCode.ABNORMAL_CLOSURE
-                await self.close()
-                return WSMessage(WSMsgType.ERROR, exc, None)
+            except BaseException as exc:
+                outcome = await self._read_failed(exc)
+                if outcome is None:
+                    raise
+                return outcome
 
             kind = msg.type
             if kind not in _INTERNAL:
@@ -413,6 +386,33 @@ class ClientWebSocketResponse:
             elif kind is WSMsgType.PONG and self._autoping:
                 continue
             return msg
+
+    async def _read_failed(self, exc: BaseException) -> WSMessage | None:
+        """What a failed read becomes for the caller, with aiohttp's state after it (None:
+        the exception itself goes on: a timeout or a cancellation leaves the socket open)."""
+        if isinstance(exc, ServerTimeoutError):  # heartbeat: no PONG in time; drop the socket
+            self._closed = True
+            self._upgraded.close()
+        elif isinstance(exc, _PeerGone):
+            self._close_code = WSCloseCode.OK
+            await self.close()  # fails to send: close_code 1006 and the reset recorded
+            return _CLOSED
+        elif isinstance(exc, WebSocketError):  # the server broke the protocol, or a limit
+            self._close_code = exc.code
+            await self.close(code=exc.code)
+            return WSMessage(WSMsgType.ERROR, exc, None)
+        elif isinstance(exc, (_Timeout, anyio.get_cancelled_exc_class())):
+            self._close_code = WSCloseCode.ABNORMAL_CLOSURE
+            return None
+        elif isinstance(exc, Exception):
+            self._closing = True
+        else:
+            return None
+        self._close_code = WSCloseCode.ABNORMAL_CLOSURE
+        self._exception = exc
+        if not self._closed:
+            await self.close()
+        return WSMessage(WSMsgType.ERROR, exc, None)
 
     async def receive_str(self, *, timeout: float | None = None) -> Any:
         msg = await self.receive(timeout)
@@ -492,25 +492,21 @@ class ClientWebSocketResponse:
 
     # --- iteration and context ---
 
+    async def __aenter__(self) -> ClientWebSocketResponse:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     def __aiter__(self) -> ClientWebSocketResponse:
         return self
 
     async def __anext__(self) -> WSMessage:
+        """The next data message; the iteration ends where the websocket starts closing."""
         msg = await self.receive()
-        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+        if msg.type in _ENDS_ITERATION:
             raise StopAsyncIteration
         return msg
-
-    async def __aenter__(self) -> ClientWebSocketResponse:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 # --- the handshake ---
