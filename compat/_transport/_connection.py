@@ -45,7 +45,7 @@ from .._params import (
     TraceRequestHeadersSentParams,
 )
 from .._tracing import RequestTrace
-from ._backends import NetworkStream
+from ._backends import NetworkStream, take
 from ._upgrade import UpgradedStream
 
 __all__ = [
@@ -225,15 +225,9 @@ class Exchange:
 
     def read_nowait(self, max_bytes: int) -> bytes:
         """Up to `max_bytes` of what is buffered, without waiting; b"" if nothing is."""
-        chunks = self._chunks
-        if not chunks:
+        chunk = take(self._chunks, max_bytes)
+        if not chunk:
             return b""
-        chunk = chunks[0]
-        if len(chunk) > max_bytes:
-            chunks[0] = chunk[max_bytes:]
-            chunk = chunk[:max_bytes]
-        else:
-            chunks.popleft()
         self.buffered -= len(chunk)
         conn = self._conn
         if conn is not None:

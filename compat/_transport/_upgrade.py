@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._backends import NetworkStream
+from ._backends import NetworkStream, take
 
 if TYPE_CHECKING:
     from ._connection import Exchange
@@ -70,15 +70,7 @@ class UpgradedStream:
 
     def receive_nowait(self, max_bytes: int = 65536) -> bytes:
         """Up to `max_bytes` of what has arrived, without waiting; b"" if nothing has."""
-        chunks = self._chunks
-        if not chunks:
-            return b""
-        chunk = chunks[0]
-        if len(chunk) > max_bytes:
-            chunks[0] = chunk[max_bytes:]
-            chunk = chunk[:max_bytes]
-        else:
-            chunks.popleft()
+        chunk = take(self._chunks, max_bytes)
         self._size -= len(chunk)
         if self._paused and self._size < _HIGH_WATER // 4:
             self._paused = False

@@ -15,6 +15,7 @@ import math
 import socket
 import ssl
 import sys
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,6 +35,7 @@ __all__ = [
     "open_tcp",
     "open_unix",
     "running_loop",
+    "take",
 ]
 
 _HAS_ASYNCIO_TIMEOUT = sys.version_info >= (3, 11)
@@ -120,6 +122,17 @@ def call_later(delay: float, callback: Callable[[], None]) -> Timer | None:
         return trio_call_later(delay, callback)
     except (ImportError, RuntimeError):  # no trio, or not inside trio.run
         return None
+
+
+def take(chunks: deque[bytes], max_bytes: int) -> bytes:
+    """Up to `max_bytes` from the front of a queue of received chunks (b"" if it is empty)."""
+    if not chunks:
+        return b""
+    chunk = chunks[0]
+    if len(chunk) > max_bytes:
+        chunks[0] = chunk[max_bytes:]
+        return chunk[:max_bytes]
+    return chunks.popleft()
 
 
 def socket_address(sock: socket.socket | None, peer: bool) -> Any:
