@@ -208,11 +208,12 @@ def _not_built_block() -> str:
     pending: dict[int, list[str]] = {}
     for name, issue in PENDING.items():
         pending.setdefault(issue, []).append(f"`{name}`")
-    lines += ["", "Being built this round (an entry leaves this list when its branch merges):", ""]
-    lines += [
-        _wrapped(f"- issue #{issue}: {', '.join(names)}.", "  ")
-        for issue, names in sorted(pending.items())
-    ]
+    if pending:
+        lines += ["", "Being built (an entry leaves this list when its branch merges):", ""]
+        lines += [
+            _wrapped(f"- issue #{issue}: {', '.join(names)}.", "  ")
+            for issue, names in sorted(pending.items())
+        ]
     return "\n".join(lines)
 
 
