@@ -32,9 +32,10 @@ import struct
 import termios
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 __all__ = [
     "CLOSE",
@@ -96,11 +97,9 @@ def _queued(sock: socket.socket, request: int) -> int:
     return struct.unpack("i", fcntl.ioctl(sock.fileno(), request, b"\0" * 4))[0]  # type: ignore[no-any-return]
 
 
-def _client_unread(conn: socket.socket) -> int | None:
-    """Bytes waiting unread in the client's end of `conn`, or None if that end is not a socket
-    of this process (the client under test runs in the process: its socket is found by
-    address among the process's descriptors, duplicated only for the time of the query)."""
-    want = (conn.getpeername(), conn.getsockname())
+def connected_sockets() -> Iterator[tuple[socket.socket, Any]]:
+    """Each connected socket of this process with its peer address, duplicated only for the
+    time the caller looks at it (a listener or a closed socket is passed over)."""
     for name in os.listdir("/proc/self/fd"):
         try:
             if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
@@ -115,10 +114,21 @@ def _client_unread(conn: socket.socket) -> int | None:
             continue
         with sock:
             try:
-                if (sock.getsockname(), sock.getpeername()) == want:
-                    return _queued(sock, termios.FIONREAD)
+                peer = sock.getpeername()
             except OSError:
                 continue  # not connected: a listener, a closed one
+            yield sock, peer
+
+
+def _client_unread(conn: socket.socket) -> int | None:
+    """Bytes waiting unread in the client's end of `conn`, or None if that end is not a socket
+    of this process (the client under test runs in the process: its socket is found by
+    address among the process's descriptors)."""
+    want = (conn.getpeername(), conn.getsockname())
+    for sock, peer in connected_sockets():
+        with contextlib.suppress(OSError):
+            if (sock.getsockname(), peer) == want:
+                return _queued(sock, termios.FIONREAD)
     return None
 
 

@@ -39,6 +39,7 @@ import pytest
 import compat
 
 from .conftest import Recorder
+from .hostile import connected_sockets
 from .hostile_client_server import Head, RecordingServer
 
 pytestmark = pytest.mark.anyio
@@ -129,27 +130,10 @@ def client_sockets(ports: set[int]) -> int:
 
     Each socket fd of the process is duplicated and asked its peer: exact, unlike a read of
     /proc/net/tcp, which can list an entry twice or skip one while other sockets change."""
-    count = 0
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                continue
-            dup = os.dup(int(name))
-        except OSError:
-            continue  # closed meanwhile
-        try:
-            sock = socket.socket(fileno=dup)
-        except OSError:
-            os.close(dup)
-            continue
-        with sock:
-            try:
-                peer = sock.getpeername()
-            except OSError:
-                continue  # not connected: a listener, a closed one
-        if isinstance(peer, tuple) and peer[0] == "127.0.0.1" and peer[1] in ports:
-            count += 1
-    return count
+    return sum(
+        isinstance(peer, tuple) and peer[0] == "127.0.0.1" and peer[1] in ports
+        for _, peer in connected_sockets()
+    )
 
 
 async def settle(measure: Callable[[], int], at_most: int, timeout: float) -> int:
