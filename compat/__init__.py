@@ -4,12 +4,12 @@ Replace `aiohttp.` with `compat.` in client and tracing code: the same handlers 
 and on trio.
 """
 
-from typing import TYPE_CHECKING, Any
+import importlib
+from typing import TYPE_CHECKING, Any, Final
 
 from . import abc, hdrs
 from ._connector import BaseConnector, TCPConnector, UnixConnector
 from ._cookies import CookieJar, DummyCookieJar
-from ._digest import DigestAuthMiddleware
 from ._exceptions import (
     ClientConnectionError,
     ClientConnectionResetError,
@@ -41,7 +41,6 @@ from ._exceptions import (
     WSMessageTypeError,
     WSServerHandshakeError,
 )
-from ._formdata import FormData
 from ._helpers import ChainMapProxy, ETag, encode_basic_auth
 from ._middlewares import ClientHandlerType, ClientMiddlewareType, ClientRequest
 from ._models import (
@@ -52,15 +51,6 @@ from ._models import (
     HttpVersion10,
     HttpVersion11,
     RequestInfo,
-)
-from ._multipart import (
-    BadContentDispositionHeader,
-    BadContentDispositionParam,
-    BodyPartReader,
-    MultipartReader,
-    MultipartWriter,
-    content_disposition_filename,
-    parse_content_disposition,
 )
 from ._params import (
     ConnectionEstablishedParams,
@@ -109,31 +99,76 @@ from ._tracing import TraceConfig
 from ._transport._dns import AsyncResolver, DefaultResolver, ThreadedResolver
 from ._transport._pool import HostStats, PoolStats
 from ._upload import UploadAbortedError, UploadTracker
-from ._websocket import (
-    ClientWebSocketResponse,
-    ClientWSTimeout,
-    WebSocketError,
-    WSCloseCode,
-    WSMessage,
-    WSMsgType,
-)
 from ._zlib import set_zlib_backend
 
 if TYPE_CHECKING:
+    from ._digest import DigestAuthMiddleware
+    from ._formdata import FormData
     from ._httpx import TracedTransport, traced_client
+    from ._multipart import (
+        BadContentDispositionHeader,
+        BadContentDispositionParam,
+        BodyPartReader,
+        MultipartReader,
+        MultipartWriter,
+        content_disposition_filename,
+        parse_content_disposition,
+    )
+    from ._websocket import (
+        ClientWebSocketResponse,
+        ClientWSTimeout,
+        WebSocketError,
+        WSCloseCode,
+        WSMessage,
+        WSMsgType,
+    )
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    """The httpx entry point imports httpx and httpcore: loaded when first asked for."""
-    if name in ("TracedTransport", "traced_client"):
-        from . import _httpx
+# Loaded on first use, so that `import compat` does not pay for them: the httpx entry point
+# (httpx, httpcore), websockets, multipart and forms, digest auth.
+_LAZY: Final = {
+    **dict.fromkeys(("TracedTransport", "traced_client"), "_httpx"),
+    **dict.fromkeys(
+        (
+            "ClientWebSocketResponse",
+            "ClientWSTimeout",
+            "WebSocketError",
+            "WSCloseCode",
+            "WSMessage",
+            "WSMsgType",
+        ),
+        "_websocket",
+    ),
+    **dict.fromkeys(
+        (
+            "BadContentDispositionHeader",
+            "BadContentDispositionParam",
+            "BodyPartReader",
+            "MultipartReader",
+            "MultipartWriter",
+            "content_disposition_filename",
+            "parse_content_disposition",
+        ),
+        "_multipart",
+    ),
+    "FormData": "_formdata",
+    "DigestAuthMiddleware": "_digest",
+}
 
-        value = getattr(_httpx, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'compat' has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'compat' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

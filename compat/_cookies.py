@@ -9,14 +9,11 @@ Expiry uses `time.time()`, looked up at each call, so tests can patch the clock.
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import datetime
 import heapq
-import json
 import math
 import os
-import pickle
 import re
 import time
 import warnings
@@ -24,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from http.cookies import BaseCookie, CookieError, Morsel, SimpleCookie
 from types import MappingProxyType
-from typing import Any
+from typing import IO, Any
 
 from yarl import URL
 
@@ -46,9 +43,10 @@ _KNOWN = _FLAGS | {"path", "domain", "max-age", "expires", "samesite", "version"
 _ATTRS = tuple(Morsel())  # this Python's attribute names, in Morsel's order
 _SAVED = tuple(a for a in _ATTRS if a not in ("max-age", "expires"))  # the deadline is saved
 _Record = dict[str, str | bool | float]  # one cookie of a saved jar
+_EPOCH_DAY = datetime.date(1970, 1, 1).toordinal()
 _MAX_TIME = int(datetime.datetime.max.replace(tzinfo=datetime.timezone.utc).timestamp()) - 1
 try:
-    calendar.timegm(time.gmtime(_MAX_TIME))
+    time.gmtime(_MAX_TIME)
 except (OSError, OverflowError):  # Windows or 32-bit time_t
     _MAX_TIME = 2**31 - 1
 
@@ -128,7 +126,8 @@ def _parse_date(text: str) -> int | None:
     year += 1900 if 70 <= year <= 99 else 2000 if year <= 69 else 0
     if not 1 <= day <= 31 or year < 1601 or hms[0] > 23 or hms[1] > 59 or hms[2] > 59:
         return None
-    return calendar.timegm((year, month, day, *hms, -1, -1, -1))
+    days = datetime.date(year, month, 1).toordinal() - _EPOCH_DAY + day - 1  # day 31 may spill
+    return ((days * 24 + hms[0]) * 60 + hms[1]) * 60 + hms[2]
 
 
 def _parse_field(field: str) -> tuple[str, Morsel[str]] | None:
@@ -244,22 +243,22 @@ def response_cookies(set_cookie_values: Sequence[str]) -> SimpleCookie:
     return cookies
 
 
-class _LegacyUnpickler(pickle._Unpickler):
-    """Pre-JSON aiohttp jars were pickles; unpickle only the cookie types they hold.
+def _unpickle_legacy(file: IO[bytes]) -> Any:
+    """Pre-JSON aiohttp jars were pickles: unpickle only the cookie types they hold (with the
+    pure-Python unpickler: PyPy's accelerated one does not call `find_class` overrides)."""
+    import pickle  # rare: loaded only for such a file
 
-    The pure-Python unpickler: PyPy's accelerated one does not call `find_class` overrides.
-    """
+    allowed = {("http.cookies", "SimpleCookie"), ("http.cookies", "Morsel")}
+    allowed |= {("collections", "defaultdict")}
+    allowed |= {("builtins", name) for name in ("tuple", "set", "frozenset", "dict")}
 
-    _ALLOWED = frozenset(
-        [("http.cookies", "SimpleCookie"), ("http.cookies", "Morsel")]
-        + [("collections", "defaultdict")]
-        + [("builtins", name) for name in ("tuple", "set", "frozenset", "dict")]
-    )
+    class Restricted(pickle._Unpickler):
+        def find_class(self, module: str, name: str) -> type:
+            if (module, name) not in allowed:
+                raise pickle.UnpicklingError(f"Forbidden class in a cookie file: {module}.{name}")
+            return super().find_class(module, name)  # type: ignore[no-any-return]
 
-    def find_class(self, module: str, name: str) -> type:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"Forbidden class in a cookie file: {module}.{name}")
-        return super().find_class(module, name)  # type: ignore[no-any-return]
+    return Restricted(file).load()
 
 
 def _origin(domain: str) -> URL:
@@ -296,12 +295,14 @@ def _saved_cookies(
 
     The file is aiohttp's JSON, or the pickle that aiohttp wrote before it.
     """
+    import json
+
     try:
         with open(file_path, encoding="utf-8") as file:
             data = json.load(file)
     except ValueError:  # not JSON; a UnicodeDecodeError is a ValueError too
         with open(file_path, "rb") as file:
-            legacy = _LegacyUnpickler(file).load()
+            legacy = _unpickle_legacy(file)
         for (domain, _), bucket in legacy.items():
             yield from ((_origin(domain), name, m, None) for name, m in bucket.items())
         return
@@ -615,6 +616,8 @@ class CookieJar(AbstractCookieJar):
             }
             for (domain, path), bucket in self._cookies.items()
         }
+        import json
+
         descriptor = os.open(file_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             json.dump(data, file, indent=2)

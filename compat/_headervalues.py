@@ -13,8 +13,6 @@ from types import MappingProxyType
 from multidict import MultiDict, MultiDictProxy
 from yarl import URL
 
-from ._multipart import content_disposition_filename, parse_content_disposition
-
 __all__ = ["ContentDisposition", "content_disposition", "parse_links"]
 
 
@@ -31,6 +29,8 @@ def content_disposition(header: str | None) -> ContentDisposition | None:
     """`response.content_disposition` for a header value (None when there is no header)."""
     if header is None:
         return None
+    from ._multipart import content_disposition_filename, parse_content_disposition
+
     kind, params = parse_content_disposition(header)
     view = MappingProxyType(params)
     return ContentDisposition(kind, view, content_disposition_filename(view))

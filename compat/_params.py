@@ -43,6 +43,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class TraceRequestStartParams:
+    """What `on_request_start` handlers receive."""
+
     method: str
     url: URL
     headers: CIMultiDict[str]
@@ -50,6 +52,8 @@ class TraceRequestStartParams:
 
 @dataclass(frozen=True, slots=True)
 class TraceRequestHeadersSentParams:
+    """What `on_request_headers_sent` handlers receive."""
+
     method: str
     url: URL
     headers: CIMultiDict[str]
@@ -57,6 +61,8 @@ class TraceRequestHeadersSentParams:
 
 @dataclass(frozen=True, slots=True)
 class TraceRequestChunkSentParams:
+    """What `on_request_chunk_sent` handlers receive."""
+
     method: str
     url: URL
     chunk: bytes
@@ -64,6 +70,8 @@ class TraceRequestChunkSentParams:
 
 @dataclass(frozen=True, slots=True)
 class TraceResponseChunkReceivedParams:
+    """What `on_response_chunk_received` handlers receive."""
+
     method: str
     url: URL
     chunk: bytes
@@ -81,6 +89,8 @@ class _ResponseAlias:
 
 @dataclass(frozen=True, slots=True)
 class TraceRequestEndParams(_ResponseAlias):
+    """What `on_request_end` handlers receive."""
+
     method: str
     url: URL
     headers: CIMultiDict[str]
@@ -89,6 +99,8 @@ class TraceRequestEndParams(_ResponseAlias):
 
 @dataclass(frozen=True, slots=True)
 class TraceRequestRedirectParams(_ResponseAlias):
+    """What `on_request_redirect` handlers receive."""
+
     method: str
     url: URL
     headers: CIMultiDict[str]
@@ -97,6 +109,8 @@ class TraceRequestRedirectParams(_ResponseAlias):
 
 @dataclass(frozen=True, slots=True)
 class TraceRequestExceptionParams:
+    """What `on_request_exception` handlers receive."""
+
     method: str
     url: URL
     headers: CIMultiDict[str]
@@ -105,27 +119,27 @@ class TraceRequestExceptionParams:
 
 @dataclass(frozen=True, slots=True)
 class TraceConnectionQueuedStartParams:
-    pass
+    """What `on_connection_queued_start` handlers receive."""
 
 
 @dataclass(frozen=True, slots=True)
 class TraceConnectionQueuedEndParams:
-    pass
+    """What `on_connection_queued_end` handlers receive."""
 
 
 @dataclass(frozen=True, slots=True)
 class TraceConnectionCreateStartParams:
-    pass
+    """What `on_connection_create_start` handlers receive."""
 
 
 @dataclass(frozen=True, slots=True)
 class TraceConnectionCreateEndParams:
-    pass
+    """What `on_connection_create_end` handlers receive."""
 
 
 @dataclass(frozen=True, slots=True)
 class TraceConnectionReuseconnParams:
-    pass
+    """What `on_connection_reuseconn` handlers receive."""
 
 
 class _HostAlias:
@@ -140,21 +154,29 @@ class _HostAlias:
 
 @dataclass(frozen=True, slots=True)
 class TraceDnsResolveHostStartParams(_HostAlias):
+    """What `on_dns_resolve_host_start` handlers receive."""
+
     host: str
 
 
 @dataclass(frozen=True, slots=True)
 class TraceDnsResolveHostEndParams(_HostAlias):
+    """What `on_dns_resolve_host_end` handlers receive."""
+
     host: str
 
 
 @dataclass(frozen=True, slots=True)
 class TraceDnsCacheHitParams(_HostAlias):
+    """What `on_dns_cache_hit` handlers receive."""
+
     host: str
 
 
 @dataclass(frozen=True, slots=True)
 class TraceDnsCacheMissParams(_HostAlias):
+    """What `on_dns_cache_miss` handlers receive."""
+
     host: str
 
 
@@ -163,11 +185,15 @@ class TraceDnsCacheMissParams(_HostAlias):
 
 @dataclass(frozen=True, slots=True)
 class TlsHandshakeStartParams:
+    """What `on_tls_handshake_start` handlers receive."""
+
     host: str
 
 
 @dataclass(frozen=True, slots=True)
 class TlsHandshakeEndParams:
+    """What `on_tls_handshake_end` handlers receive."""
+
     host: str
     version: str | None
     cipher: str | None

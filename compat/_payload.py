@@ -817,6 +817,8 @@ def make_body(
 
 def _from_data(data: object) -> Payload:
     """The payload aiohttp makes of any `data=`: the registry's, else a form of it."""
+    from ._formdata import FormData  # builds on this module; loaded on first use
+
     if isinstance(data, FormData):
         return data()
     found = PAYLOAD_REGISTRY._find(data, (), {"disposition": None})
@@ -833,6 +835,3 @@ def _as_body(payload: Payload) -> Body:
 
 _IN_MEMORY: Final = frozenset({BytesPayload, StringPayload, StringIOPayload, JsonPayload})
 _TEXT: Final = "text/plain; charset=utf-8"
-
-# FormData builds on this module (and multipart on both): imported once everything above exists.
-from ._formdata import FormData  # noqa: E402

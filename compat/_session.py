@@ -32,6 +32,8 @@ from yarl import URL
 if TYPE_CHECKING:
     import httpx
 
+    from ._websocket import WSRequestContextManager
+
 from ._connector import BaseConnector, TCPConnector, UnixConnector
 from ._cookies import CookieJar, DummyCookieJar
 from ._exceptions import (
@@ -69,8 +71,6 @@ from ._transport._decoders import ACCEPT_ENCODING
 from ._transport._mocked import MockedSender, mocked
 from ._transport._opener import Proxy
 from ._upload import UploadTracker
-from ._websocket import WSRequestContextManager
-from ._websocket import connect as ws_connect
 
 __all__ = ["ClientSession"]
 
@@ -289,7 +289,9 @@ class ClientSession:
     def ws_connect(self, url: str | URL, **kwargs: Any) -> WSRequestContextManager:
         """A websocket: aiohttp's `ws_connect`, its arguments and defaults (see
         `_websocket.connect`); `trace_request_ctx=` is a compat extension."""
-        return WSRequestContextManager(ws_connect(self, url, **kwargs))
+        from ._websocket import WSRequestContextManager, connect  # loaded on first use
+
+        return WSRequestContextManager(connect(self, url, **kwargs))
 
     async def close(self) -> None:
         if self._closed:

@@ -25,6 +25,31 @@ def test_import_compat_loads_no_optional_or_httpx_machinery() -> None:
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
+FEATURES = (
+    "compat._websocket",
+    "compat._multipart",
+    "compat._formdata",
+    "compat._digest",
+    "pickle",
+)
+
+
+def test_features_load_on_first_use() -> None:
+    assert not _loaded_after("import compat") & set(FEATURES)
+    loaded = _loaded_after("import compat\ncompat.WSMsgType, compat.FormData")
+    assert {"compat._websocket", "compat._formdata", "compat._multipart"} <= loaded
+    assert "compat._digest" not in loaded
+
+
+def test_lazy_names_are_listed_and_star_importable() -> None:
+    import compat
+
+    assert {"FormData", "MultipartWriter", "ClientWebSocketResponse"} <= set(dir(compat))
+    names: dict[str, object] = {}
+    exec("from compat import *", names)
+    assert names["DigestAuthMiddleware"] is compat.DigestAuthMiddleware
+
+
 def test_exception_names_and_params_import_without_httpx() -> None:
     loaded = _loaded_after(
         "from compat import ClientConnectorError, ServerDisconnectedError, TraceConfig,"
