@@ -156,6 +156,9 @@ class WSServer:
                 opcode, payload = await read_frame(reader)
                 self.pongs.append(bytes([opcode]) + payload)
                 writer.write(frame(0x1, f"got {opcode} {payload.decode()}".encode()))
+                opcode, payload = await read_frame(reader)
+                if opcode == 0x8:  # answer the client's close, or it waits out its close timeout
+                    writer.write(frame(0x8, payload))
             elif path == "/bomb":
                 writer.write(frame(0x2, BOMB, rsv1=True))
             await writer.drain()
