@@ -50,26 +50,26 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 SAMPLE = {  # module: how many of its mutants to run (all, if it has fewer)
-    "compat/_signals.py": 20,
-    "compat/_tracing.py": 20,
-    "compat/_session.py": 20,
-    "compat/_cookies.py": 20,
-    "compat/_payload.py": 20,
-    "compat/_transport/__init__.py": 20,
-    "compat/_transport/_backends/__init__.py": 20,
-    "compat/_transport/_backends/_asyncio.py": 20,
-    "compat/_transport/_backends/_trio.py": 20,
-    "compat/_transport/_connection.py": 20,
-    "compat/_transport/_decoders.py": 20,
-    "compat/_transport/_dns.py": 20,
-    "compat/_transport/_engine.py": 20,
-    "compat/_transport/_http2.py": 20,
-    "compat/_transport/_httpx.py": 20,
-    "compat/_transport/_mocked.py": 20,
-    "compat/_transport/_opener.py": 20,
-    "compat/_transport/_pool.py": 20,
-    "compat/_transport/_trace_events.py": 20,
-    "compat/_transport/_upgrade.py": 20,
+    "compat/_signals.py": 15,
+    "compat/_tracing.py": 15,
+    "compat/_session.py": 15,
+    "compat/_cookies.py": 15,
+    "compat/_payload.py": 15,
+    "compat/_transport/__init__.py": 15,
+    "compat/_transport/_backends/__init__.py": 15,
+    "compat/_transport/_backends/_asyncio.py": 15,
+    "compat/_transport/_backends/_trio.py": 15,
+    "compat/_transport/_connection.py": 15,
+    "compat/_transport/_decoders.py": 15,
+    "compat/_transport/_dns.py": 15,
+    "compat/_transport/_engine.py": 15,
+    "compat/_transport/_http2.py": 15,
+    "compat/_transport/_httpx.py": 15,
+    "compat/_transport/_mocked.py": 15,
+    "compat/_transport/_opener.py": 15,
+    "compat/_transport/_pool.py": 15,
+    "compat/_transport/_trace_events.py": 15,
+    "compat/_transport/_upgrade.py": 15,
 }
 TESTS = [
     "tests/test_cookies.py",
@@ -205,8 +205,10 @@ def plan(workdir: Path) -> list[tuple[float, Mutant, list[str], float]]:
     durations: dict[str, float] = selection["durations"]
     rng = random.Random(20)
     queue: list[tuple[float, Mutant, list[str], float]] = []
+    generated = {}
     for module, target in SAMPLE.items():
         found = mutants(module, (workdir / "tree" / module).read_text())
+        generated[module] = len(found)
         rng.shuffle(found)
         for i, mutant in enumerate(found[:target]):
             tests = selection["lines"][module].get(str(mutant.line), [])
@@ -216,6 +218,7 @@ def plan(workdir: Path) -> list[tuple[float, Mutant, list[str], float]]:
             estimate = sum(durations.get(t, 0.0) for t in tests)
             queue.append(((i + 0.5) / min(target, len(found)), mutant, tests, estimate))
     queue.sort(key=lambda item: (item[0], item[1].key))
+    (workdir / "generated.json").write_text(json.dumps(generated))
     return queue
 
 
@@ -326,11 +329,14 @@ def report(workdir: Path) -> None:
     columns = ("generated", "run", "killed", "survived", "no tests", "timeout", "flaky", "score")
     print(f"{'module':40}" + "".join(f" {c:>9}" for c in columns))
     total: Counter[str] = Counter()
+    if not (workdir / "generated.json").exists():
+        plan(workdir)
+    generated = json.loads((workdir / "generated.json").read_text())
     for module in SAMPLE:
         mine = [r for r in results if r["module"] == module]
         count = Counter(r["status"].split(" (")[0] for r in mine)
         row = Counter(
-            generated=len(mutants(module, (workdir / "tree" / module).read_text())),
+            generated=generated[module],
             run=len(mine),
             killed=count["killed"] + count["timeout"],
             survived=count["survived"],
