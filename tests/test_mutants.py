@@ -613,3 +613,33 @@ async def test_a_callers_proxy_authorization_is_not_doubled(plain: HostileServer
     (request,) = plain.requests
     assert request.target == "http://target.test/x"
     assert [v for k, v in request.headers if k.lower() == "proxy-authorization"] == ["Mine"]
+
+
+async def test_a_raising_raise_for_status_callable_releases_the_response() -> None:
+    """A `raise_for_status=` callable that raises on an unfinished response: the error reaches
+    the caller and the response is released, so with `limit=1` the next request gets through
+    on a new connection (a mutant skipped the release on that error path: the next request
+    waited for a slot that never came)."""
+    never = threading.Event()
+
+    def script(request: Request) -> list[Action]:
+        if request.path == "/unfinished":
+            return [R(500, headers=[("Content-Length", "100")]) + b"part", Wait(never)]
+        return [R(200, b"ok")]
+
+    async def check(response: compat.ClientResponse) -> None:
+        if response.status >= 500:
+            raise RuntimeError(f"refused {response.status}")
+
+    with HostileServer(script) as server:
+        try:
+            connector = compat.TCPConnector(limit=1)
+            async with compat.ClientSession(connector=connector, raise_for_status=check) as s:
+                with pytest.raises(RuntimeError, match="refused 500"):
+                    await s.get(server.url_for("/unfinished"))
+                with anyio.fail_after(3):
+                    async with s.get(server.url_for("/next")) as resp:
+                        assert await resp.read() == b"ok"
+        finally:
+            never.set()
+    assert [(r.path, r.conn) for r in server.requests] == [("/unfinished", 0), ("/next", 1)]
