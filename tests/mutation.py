@@ -274,8 +274,14 @@ def run_one(copy: Path, mutant: Mutant, tests: list[str], estimate: float) -> di
         return {"status": "error (exit 5)"}
     status = "timeout" if code is None else "killed" if code == 1 else f"killed (exit {code})"
     culprits = failed[:1] or tests
-    if _pytest(copy, culprits, limit)[0] != 0:
-        return {"status": "flaky", "was": status, "culprit": " ".join(culprits)}
+    again, failed_again = _pytest(copy, culprits, limit)
+    if again != 0:
+        return {
+            "status": "flaky",
+            "was": status,
+            "culprit": " ".join(culprits),
+            "clean": {"exit": again, "failed": failed_again},
+        }
     return {"status": status, "culprit": culprits[0] if failed else ""}
 
 
@@ -349,7 +355,13 @@ def report(workdir: Path) -> None:
     print(f"{'total':40}" + _cells(total))
     for r in results:
         if r["status"] == "flaky":
-            print(f"\nflaky: {r['key']} ({r['was']}): {r['culprit']} fails unmutated too")
+            culprit = r["culprit"].split()
+            named = (
+                culprit[0] if len(culprit) == 1 else f"its whole selection ({len(culprit)} tests)"
+            )
+            print(
+                f"\nflaky: {r['key']} ({r['was']}): {named} fails unmutated too {r.get('clean', '')}"
+            )
     print()
     for r in results:
         if r["status"] == "survived":
