@@ -19,6 +19,7 @@ import respx
 import compat
 
 from .conftest import Recorder
+from .h2_server import HypercornServer
 from .hostile import Action, HostileServer, Pause, Request, Signal, Wait
 from .hostile import response as R
 from .server import TestServer
@@ -643,3 +644,38 @@ async def test_a_raising_raise_for_status_callable_releases_the_response() -> No
         finally:
             never.set()
     assert [(r.path, r.conn) for r in server.requests] == [("/unfinished", 0), ("/next", 1)]
+
+
+class _HeaderRecordingServer(HypercornServer):
+    """The h2 test server, also keeping each request's header fields as hypercorn got them."""
+
+    def __init__(self) -> None:
+        super().__init__(None)  # h2c: HTTP/2 without TLS
+        self.seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.seen.append(list(scope["headers"]))
+        await super().app(scope, receive, send)
+
+
+@pytest.mark.parametrize("entry", ["session", "httpx"])
+async def test_a_callers_headers_reach_an_http2_server(entry: str) -> None:
+    """Over HTTP/2 a caller's own header fields reach the server (lower-cased, as HTTP/2 has
+    them) and connection-specific ones do not (a mutant kept only the dropped ones: every
+    HTTP/2 request lost its caller's headers, and no test saw it)."""
+    headers = {"X-Custom": "yes", "Connection": "keep-alive"}
+    with _HeaderRecordingServer() as server, anyio.fail_after(10):
+        if entry == "session":
+            connector = compat.TCPConnector(http2=True, http1=False)
+            async with compat.ClientSession(connector=connector) as s:
+                async with s.get(server.url("/x"), headers=headers) as resp:
+                    assert resp.version == compat.HttpVersion(2, 0)
+                    await resp.read()
+        else:
+            async with compat.traced_client(http1=False, http2=True, trust_env=False) as c:
+                resp = await c.get(server.url("/x"), headers=headers)
+                assert resp.http_version == "HTTP/2"
+    (fields,) = server.seen
+    assert (b"x-custom", b"yes") in fields
+    assert all(name != b"connection" for name, _ in fields)
