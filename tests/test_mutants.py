@@ -679,3 +679,19 @@ async def test_a_callers_headers_reach_an_http2_server(entry: str) -> None:
     (fields,) = server.seen
     assert (b"x-custom", b"yes") in fields
     assert all(name != b"connection" for name, _ in fields)
+
+
+@pytest.mark.parametrize(("userinfo", "auth"), [("token@", ("token", "")), (":pw@", ("", "pw"))])
+async def test_a_url_with_only_a_user_or_only_a_password_still_authenticates(
+    plain: HostileServer, userinfo: str, auth: tuple[str, str]
+) -> None:
+    """`http://token@host/` (a user, no password) or `http://:pw@host/` sends Basic auth built
+    from what the URL has, the missing part empty, as aiohttp does (a mutant required both
+    parts: such URLs went out with no Authorization at all)."""
+    url = plain.url.replace("http://", f"http://{userinfo}") + "/x"
+    async with compat.ClientSession() as s:
+        async with s.get(url) as resp:
+            assert await resp.read() == b"ok"
+    (request,) = plain.requests
+    sent = [v for k, v in request.headers if k.lower() == "authorization"]
+    assert sent == [compat.BasicAuth(*auth).encode()]
