@@ -85,6 +85,7 @@ TESTS = [
     "tests/test_http2.py",
     "tests/test_websocket.py",
     "tests/test_mutants.py",
+    "tests/test_httpx_features.py",  # the one reaching _trace_events (after the 2026-12-02 run)
 ]
 SELECTION_SECONDS = 60.0  # a mutant runs the fastest tests reaching its line, up to this much
 IMPORT_TIME_SECONDS = 20.0  # of their clean (coverage run) time; less for import-time lines
