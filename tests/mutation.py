@@ -16,9 +16,10 @@ Stdlib and coverage only, in four steps:
    tasks and threads during the test counts too), gives the test functions that reach each
    line, and their clean durations;
 4. each sampled mutant is written into a worker's copy and runs in a fresh pytest process on
-   the test functions that reached its line, fastest first, `-x`: exit 0 is "survived", 1 or
-   a crash "killed", past the time limit "timeout" (killed); a line no test reaches is
-   "no tests" (not killed). The file is restored, and every kill is re-checked once on it: the
+   the test functions that reached its line, fastest first and cut at SELECTION_SECONDS of
+   their clean time (a line run only at import: IMPORT_TIME_SECONDS of the fastest tests that
+   reach the module), `-x`: exit 0 is "survived", 1 or a crash "killed", past the time limit
+   "timeout" (killed); a line no test reaches is "no tests" (not killed). The file is restored, and every kill is re-checked once on it: the
    test that failed (for a timeout or a crash that names none, the whole selection) runs again.
    If it fails on the clean tree too, the kill is "flaky" and does not count (not killed).
 
