@@ -293,3 +293,16 @@ async def test_respx_mocked_requests_fire_the_request_signals_and_leak_nothing(
     assert redirect.response.status == 302 and str(redirect.url) == "http://api.test/old"
     chunks = recorder.params("response_chunk_received")
     assert b"".join(p.chunk for p in chunks) == b'{"ok":true}'
+
+
+async def test_an_httpx_without_the_private_name_respx_patches_is_not_taken_for_mocked(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch, recorder: Recorder
+) -> None:
+    """respx's `using="httpx"` replaces httpx's private `AsyncClient._transport_for_url`, so
+    the session looks at it; an httpx release without that name must not break requests or
+    send them down the mocked path (they reach the pool: connection signals fire)."""
+    monkeypatch.delattr(httpx.AsyncClient, "_transport_for_url")
+    async with compat.ClientSession(trace_configs=[recorder.config]) as session:
+        async with session.get(server.url_for("/ok")) as resp:
+            assert await resp.read() == b"ok"
+    assert "connection_create_end" in recorder.names()

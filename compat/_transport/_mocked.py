@@ -39,8 +39,11 @@ def _package(function: object) -> str:
 
 
 def _replaced(owner: Any, name: str, package: str) -> bool:
-    """True while something (respx) has replaced `owner.name` with a function not `package`'s."""
-    function = getattr(owner, name)
+    """True while something (respx) has replaced `owner.name` with a function not `package`'s.
+    A release without `owner.name` (a private name of httpx's) has nothing to replace: False."""
+    function = getattr(owner, name, None)
+    if function is None:
+        return False
     key = f"{package}.{name}"
     if function is _OWN.get(key):
         return False
