@@ -449,7 +449,7 @@ class ClientSession:
                 retry = method in _IDEMPOTENT  # once, on a dropped connection, as aiohttp
                 while True:
                     try:
-                        response = await self._send(
+                        items, target, via = self._hop(
                             method,
                             url,
                             headers_md,
@@ -457,11 +457,18 @@ class ClientSession:
                             content_type,
                             size,
                             auth,
-                            trace,
                             options,
                             cookies,
                             body_headers,
                         )
+                        if options.middlewares:
+                            response = await self._via_middlewares(
+                                method, url, items, body, auth, via, trace, options
+                            )
+                        else:
+                            response = await self._exchange(
+                                method, url, items, body, target, via, trace, options
+                            )
                     except ClientConnectorError:
                         raise
                     except (ClientOSError, ServerDisconnectedError):
@@ -543,7 +550,7 @@ class ClientSession:
                 raise
             raise error from exc
 
-    async def _send(
+    def _hop(
         self,
         method: str,
         url: URL,
@@ -552,12 +559,11 @@ class ClientSession:
         content_type: str | None,
         size: int | None,
         auth: BasicAuth | None,
-        trace: RequestTrace,
         options: _Options,
-        cookies: Any = None,
-        body_headers: tuple[tuple[str, str], ...] = (),
-    ) -> ClientResponse:
-        """One hop: the wire headers, the engine's exchange, the response head."""
+        cookies: Any,
+        body_headers: tuple[tuple[str, str], ...],
+    ) -> tuple[list[tuple[str, str]], str, Proxy | None]:
+        """One hop's wire headers, request target and proxy (a plain function: no await)."""
         items = [("Host", url.host_port_subcomponent or "")] if "Host" not in headers_md else []
         items.extend(headers_md.items())
         skip = options.skip_auto_headers
@@ -605,8 +611,20 @@ class ClientSession:
             target = str(url.with_fragment(None))  # absolute form, to a forwarding proxy
             if proxy.authorization is not None and "Proxy-Authorization" not in headers_md:
                 items.append(("Proxy-Authorization", proxy.authorization))
-        if not options.middlewares:
-            return await self._exchange(method, url, items, body, target, proxy, trace, options)
+        return items, target, proxy
+
+    async def _via_middlewares(
+        self,
+        method: str,
+        url: URL,
+        items: list[tuple[str, str]],
+        body: bytes | Payload | None,
+        auth: BasicAuth | None,
+        proxy: Proxy | None,
+        trace: RequestTrace,
+        options: _Options,
+    ) -> ClientResponse:
+        """The hop through the session's or the request's middlewares."""
 
         async def send(request: ClientRequest) -> ClientResponse:
             """The innermost handler: one attempt on the wire, as the middlewares left it."""
