@@ -385,6 +385,11 @@ async def test_traced_httpx_client_redirect_userinfo(
 # --- 3. idle connections expire without their host being used again ---
 
 IDLE_HOSTS = 300
+SET_UP = 10
+"""Idle connections that must be open once the 300 requests are done for the expiry tests to
+mean anything. Not half of them: on a loaded machine the 300 requests can take longer than
+`keepalive_timeout` (2.8 s in one loaded run, with 124 still open), and the first ones have
+then rightly expired already. None open would mean nothing was kept alive at all."""
 
 
 @pytest.fixture(scope="module")
@@ -408,7 +413,7 @@ async def test_idle_connections_expire_without_their_host_used_again(
         took = anyio.current_time() - started
         opened = client_sockets(ports)
         print(f"[{anyio_backend}] {IDLE_HOSTS} origins in {took:.2f}s, {opened} kept open")
-        assert opened > IDLE_HOSTS // 2, (
+        assert opened >= SET_UP, (
             f"only {opened} of {IDLE_HOSTS} keep-alive connections open right after the "
             f"requests (made in {took:.2f}s): the scenario did not set up"
         )
@@ -454,7 +459,7 @@ async def test_idle_connections_close_on_time_with_no_pool_activity(
                 async with session.get(many_ports.url("/ok", port)) as resp:
                     await resp.read()
         opened = client_sockets(ports)
-        assert opened > IDLE_HOSTS // 2, f"only {opened} kept open: the scenario did not set up"
+        assert opened >= SET_UP, f"only {opened} kept open: the scenario did not set up"
         t0 = anyio.current_time()
         # aiohttp's cleanup closes an idle connection 1-2x the timeout after its release
         left = await settle(lambda: client_sockets(ports), 0, timeout=3.0 + 2.0)
