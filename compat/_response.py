@@ -34,7 +34,7 @@ from ._exceptions import (
 )
 from ._headervalues import ContentDisposition, content_disposition, parse_links
 from ._models import HttpVersion, RequestInfo
-from ._params import ResponseBodyCompleteParams, TraceResponseChunkReceivedParams
+from ._params import body_complete_params, chunk_received_params
 from ._tracing import RequestTrace
 from ._transport._backends import Deadline
 from ._transport._connection import Exchange
@@ -295,11 +295,11 @@ async def body_progress(
         if plan.on_response_chunk_received:
             await trace.send(
                 plan.on_response_chunk_received,
-                TraceResponseChunkReceivedParams(method, url, chunk),
+                chunk_received_params(method, url, chunk),
             )
     elif plan.on_response_body_complete:
         await trace.send(
-            plan.on_response_body_complete, ResponseBodyCompleteParams(method, url, received)
+            plan.on_response_body_complete, body_complete_params(method, url, received)
         )
 
 

@@ -61,7 +61,7 @@ from ._models import (
     HttpVersion11,
     RequestInfo,
 )
-from ._params import TraceRequestRedirectParams
+from ._params import request_redirect_params
 from ._payload import Payload, make_body
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
@@ -482,7 +482,7 @@ class ClientSession:
                     if tracer.on_request_redirect:
                         await trace.send(
                             tracer.on_request_redirect,
-                            TraceRequestRedirectParams(method, url, headers_md, response),
+                            request_redirect_params(method, url, headers_md, response),
                         )
                     history.append(response)
                     if max_redirects and len(history) >= max_redirects:

@@ -8,7 +8,7 @@ for which signal, and callers build a params object only when that tuple is non-
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any, Protocol
 
@@ -16,7 +16,7 @@ import anyio
 from multidict import CIMultiDict
 from yarl import URL
 
-from ._params import TraceRequestEndParams, TraceRequestExceptionParams, TraceRequestStartParams
+from ._params import request_end_params, request_exception_params, request_start_params
 from ._signals import Signal
 
 __all__ = ["NO_TRACE", "SIGNAL_NAMES", "RequestTrace", "TraceConfig", "Tracer"]
@@ -121,11 +121,20 @@ foreign signal (aiohttp's) is listed once, by its own `send`."""
 class Tracer:
     """A session's frozen trace configs, indexed per signal."""
 
-    __slots__ = ("_owner", "configs", *SIGNAL_NAMES)
+    __slots__ = ("_factories", "_owner", "configs", *SIGNAL_NAMES)
 
     def __init__(self, owner: object, configs: tuple[_TraceConfigLike, ...]) -> None:
         self.owner = owner
         self.configs = configs
+        # What makes each config's per-request context: our TraceConfig's factory itself
+        # (its `trace_config_ctx` only forwards to it), else the config's own method.
+        self._factories: tuple[Callable[..., Any], ...] = tuple(
+            config._trace_config_ctx_factory
+            if type(config).trace_config_ctx is TraceConfig.trace_config_ctx
+            and isinstance(config, TraceConfig)
+            else config.trace_config_ctx
+            for config in configs
+        )
         for config in configs:
             config.freeze()
         for name in SIGNAL_NAMES:
@@ -152,15 +161,11 @@ class Tracer:
 
     def start(self, trace_request_ctx: Any = None) -> RequestTrace:
         """One context per trace config, shared by every signal of this request."""
-        configs = self.configs
-        if len(configs) == 1:  # the usual case, without a list comprehension's call
-            ctxs: tuple[Any, ...] = (
-                configs[0].trace_config_ctx(trace_request_ctx=trace_request_ctx),
-            )
+        factories = self._factories
+        if len(factories) == 1:  # the usual case, without a list comprehension's call
+            ctxs: tuple[Any, ...] = (factories[0](trace_request_ctx=trace_request_ctx),)
         else:
-            ctxs = tuple(
-                [config.trace_config_ctx(trace_request_ctx=trace_request_ctx) for config in configs]
-            )
+            ctxs = tuple([factory(trace_request_ctx=trace_request_ctx) for factory in factories])
         owner = self._owner
         return RequestTrace(self, None if owner is None else owner(), ctxs)
 
@@ -209,7 +214,15 @@ class RequestTrace:
         self.url = _NO_URL
         self.headers: CIMultiDict[str] = _NO_HEADERS
 
-    async def send(self, targets: Targets, params: object) -> None:
+    def send(self, targets: Targets, params: object) -> Awaitable[None]:
+        """Await the result: the handlers run in order. A lone handler's own coroutine is
+        handed back as it is, one coroutine less per signal (the usual case)."""
+        if len(targets) == 1:
+            index, handler = targets[0]
+            return handler(self.owner, self.ctxs[index], params)  # type: ignore[no-any-return]
+        return self._send_all(targets, params)
+
+    async def _send_all(self, targets: Targets, params: object) -> None:
         owner = self.owner
         ctxs = self.ctxs
         for index, handler in targets:
@@ -218,18 +231,16 @@ class RequestTrace:
     # The request-level signals, shared by the session and the httpx-native transport; callers
     # check `plan.on_request_*` first, so nothing is built for a signal nobody listens to.
 
-    # (These two return `send`'s coroutine rather than awaiting it in one of their own.)
+    # (These two return `send`'s awaitable rather than awaiting it in one of their own.)
 
-    def request_start(
-        self, method: str, url: URL, headers: CIMultiDict[str]
-    ) -> Coroutine[Any, Any, None]:
-        return self.send(self.plan.on_request_start, TraceRequestStartParams(method, url, headers))
+    def request_start(self, method: str, url: URL, headers: CIMultiDict[str]) -> Awaitable[None]:
+        return self.send(self.plan.on_request_start, request_start_params(method, url, headers))
 
     def request_end(
         self, method: str, url: URL, headers: CIMultiDict[str], response: Any
-    ) -> Coroutine[Any, Any, None]:
+    ) -> Awaitable[None]:
         return self.send(
-            self.plan.on_request_end, TraceRequestEndParams(method, url, headers, response)
+            self.plan.on_request_end, request_end_params(method, url, headers, response)
         )
 
     async def request_exception(
@@ -239,7 +250,7 @@ class RequestTrace:
         with anyio.CancelScope(shield=True):
             await self.send(
                 self.plan.on_request_exception,
-                TraceRequestExceptionParams(method, url, headers, exception),
+                request_exception_params(method, url, headers, exception),
             )
 
 

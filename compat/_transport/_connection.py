@@ -39,10 +39,10 @@ from .._exceptions import (
 )
 from .._models import HttpVersion, HttpVersion10, HttpVersion11
 from .._params import (
-    RequestSentParams,
-    ResponseHeadersReceivedParams,
-    TraceRequestChunkSentParams,
-    TraceRequestHeadersSentParams,
+    chunk_sent_params,
+    headers_received_params,
+    headers_sent_params,
+    request_sent_params,
 )
 from .._tracing import RequestTrace
 from ._backends import NetworkStream, take
@@ -368,7 +368,7 @@ class HTTP11Connection:
         if plan.on_response_headers_received:
             await trace.send(
                 plan.on_response_headers_received,
-                ResponseHeadersReceivedParams(trace.method, trace.url, exchange.status),
+                headers_received_params(trace.method, trace.url, exchange.status, None),
             )
 
     async def _write(self, exchange: Exchange, head: bytes, body: Body) -> None:
@@ -387,19 +387,19 @@ class HTTP11Connection:
                 if plan.on_request_headers_sent:
                     await trace.send(
                         plan.on_request_headers_sent,
-                        TraceRequestHeadersSentParams(trace.method, trace.url, trace.headers),
+                        headers_sent_params(trace.method, trace.url, trace.headers),
                     )
                 if body and plan.on_request_chunk_sent:
                     await trace.send(
                         plan.on_request_chunk_sent,
-                        TraceRequestChunkSentParams(trace.method, trace.url, body),
+                        chunk_sent_params(trace.method, trace.url, body),
                     )
             else:
                 await send(head)
                 if plan.on_request_headers_sent:
                     await trace.send(
                         plan.on_request_headers_sent,
-                        TraceRequestHeadersSentParams(trace.method, trace.url, trace.headers),
+                        headers_sent_params(trace.method, trace.url, trace.headers),
                     )
                 await self._write_stream(exchange, body, send, chunked=b"chunked" in head.lower())
         except WriteTimeoutError:
@@ -417,7 +417,9 @@ class HTTP11Connection:
             if exchange.complete and self._current is exchange:
                 self._finish(exchange)
         if plan.on_request_sent and not self.broken:
-            await trace.send(plan.on_request_sent, RequestSentParams(trace.method, trace.url))
+            await trace.send(
+                plan.on_request_sent, request_sent_params(trace.method, trace.url, None)
+            )
 
     async def _write_stream(
         self,
@@ -445,7 +447,7 @@ class HTTP11Connection:
                 if plan.on_request_chunk_sent:
                     await trace.send(
                         plan.on_request_chunk_sent,
-                        TraceRequestChunkSentParams(trace.method, trace.url, chunk),
+                        chunk_sent_params(trace.method, trace.url, chunk),
                     )
             if chunked:
                 await send(b"0\r\n\r\n")

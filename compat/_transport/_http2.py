@@ -31,10 +31,10 @@ from .._exceptions import (
 )
 from .._models import HttpVersion20
 from .._params import (
-    RequestSentParams,
-    ResponseHeadersReceivedParams,
-    TraceRequestChunkSentParams,
-    TraceRequestHeadersSentParams,
+    chunk_sent_params,
+    headers_received_params,
+    headers_sent_params,
+    request_sent_params,
 )
 from ._backends import NetworkStream
 from ._connection import Body, Exchange
@@ -156,13 +156,13 @@ class HTTP2Connection:
         if plan.on_request_headers_sent:
             await trace.send(
                 plan.on_request_headers_sent,
-                TraceRequestHeadersSentParams(trace.method, trace.url, trace.headers),
+                headers_sent_params(trace.method, trace.url, trace.headers),
             )
         if body:
             await self._send_body(exchange, stream_id, body)
         if plan.on_request_sent:
             await trace.send(
-                plan.on_request_sent, RequestSentParams(trace.method, trace.url, stream_id)
+                plan.on_request_sent, request_sent_params(trace.method, trace.url, stream_id)
             )
         while not exchange.head_done:
             if exchange.error is not None:
@@ -172,7 +172,7 @@ class HTTP2Connection:
         if plan.on_response_headers_received:
             await trace.send(
                 plan.on_response_headers_received,
-                ResponseHeadersReceivedParams(trace.method, trace.url, exchange.status, stream_id),
+                headers_received_params(trace.method, trace.url, exchange.status, stream_id),
             )
 
     async def _send_body(self, exchange: Exchange, stream_id: int, body: Body) -> None:
@@ -187,7 +187,7 @@ class HTTP2Connection:
                     if plan.on_request_chunk_sent:
                         await trace.send(
                             plan.on_request_chunk_sent,
-                            TraceRequestChunkSentParams(trace.method, trace.url, chunk),
+                            chunk_sent_params(trace.method, trace.url, chunk),
                         )
             else:
                 async for chunk in iterator:
@@ -198,7 +198,7 @@ class HTTP2Connection:
                     if plan.on_request_chunk_sent:
                         await trace.send(
                             plan.on_request_chunk_sent,
-                            TraceRequestChunkSentParams(trace.method, trace.url, chunk),
+                            chunk_sent_params(trace.method, trace.url, chunk),
                         )
             self._h2.end_stream(stream_id)
             await self._flush()
