@@ -6,11 +6,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from multidict import CIMultiDictProxy
 from yarl import URL
+
+from ._frozen import positional
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -94,6 +97,12 @@ class RequestInfo:
     method: str
     headers: CIMultiDictProxy[str]
     real_url: URL = field(default_factory=URL)
+
+
+new_request_info: Callable[[URL, str, CIMultiDictProxy[str], URL], RequestInfo] = positional(
+    RequestInfo
+)
+"""`RequestInfo(url, method, headers, real_url)` for the session's every request."""
 
 
 class Fingerprint:

@@ -7,11 +7,13 @@ Field names follow aiohttp's code (`response`, `host`); the Tracing Reference's 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
 from yarl import URL
+
+from ._frozen import positional
 
 if TYPE_CHECKING:
     from ._response import ClientResponse
@@ -246,67 +248,33 @@ class ResponseBodyCompleteParams:
 
 # --- positional constructors for the transport and the session ---
 
-_P = TypeVar("_P")
-
-
-def _positional(cls: type[_P]) -> Callable[..., _P]:
-    """`cls(*values)`, all fields given in order, without the frozen dataclass's `__init__`:
-    it sets each slot through its descriptor rather than `object.__setattr__` by name, half
-    the cost, and a traced request builds several. The object is the same in every way."""
-    new = object.__new__
-    setters = tuple(cls.__dict__[field.name].__set__ for field in fields(cls))  # type: ignore[arg-type]
-    if len(setters) == 3:
-        set_a, set_b, set_c = setters
-
-        def make3(a: Any, b: Any, c: Any) -> _P:
-            params = new(cls)
-            set_a(params, a)
-            set_b(params, b)
-            set_c(params, c)
-            return params
-
-        return make3
-    assert len(setters) == 4, cls
-    set_a, set_b, set_c, set_d = setters
-
-    def make4(a: Any, b: Any, c: Any, d: Any) -> _P:
-        params = new(cls)
-        set_a(params, a)
-        set_b(params, b)
-        set_c(params, c)
-        set_d(params, d)
-        return params
-
-    return make4
-
-
-request_start_params: Callable[[str, URL, CIMultiDict[str]], TraceRequestStartParams] = _positional(
+request_start_params: Callable[[str, URL, CIMultiDict[str]], TraceRequestStartParams] = positional(
     TraceRequestStartParams
 )
 request_end_params: Callable[
     [str, URL, CIMultiDict[str], ClientResponse], TraceRequestEndParams
-] = _positional(TraceRequestEndParams)
+] = positional(TraceRequestEndParams)
 request_redirect_params: Callable[
     [str, URL, CIMultiDict[str], ClientResponse], TraceRequestRedirectParams
-] = _positional(TraceRequestRedirectParams)
+] = positional(TraceRequestRedirectParams)
 request_exception_params: Callable[
     [str, URL, CIMultiDict[str], BaseException], TraceRequestExceptionParams
-] = _positional(TraceRequestExceptionParams)
+] = positional(TraceRequestExceptionParams)
 headers_sent_params: Callable[[str, URL, CIMultiDict[str]], TraceRequestHeadersSentParams] = (
-    _positional(TraceRequestHeadersSentParams)
+    positional(TraceRequestHeadersSentParams)
 )
-chunk_sent_params: Callable[[str, URL, bytes], TraceRequestChunkSentParams] = _positional(
+chunk_sent_params: Callable[[str, URL, bytes], TraceRequestChunkSentParams] = positional(
     TraceRequestChunkSentParams
 )
-chunk_received_params: Callable[[str, URL, bytes], TraceResponseChunkReceivedParams] = _positional(
+chunk_received_params: Callable[[str, URL, bytes], TraceResponseChunkReceivedParams] = positional(
     TraceResponseChunkReceivedParams
 )
-request_sent_params: Callable[[str, URL, int | None], RequestSentParams] = _positional(
+request_sent_params: Callable[[str, URL, int | None], RequestSentParams] = positional(
     RequestSentParams
 )
 headers_received_params: Callable[[str, URL, int, int | None], ResponseHeadersReceivedParams] = (
-    _positional(ResponseHeadersReceivedParams)
+    positional(ResponseHeadersReceivedParams)
 )
-body_complete_params: Callable[[str, URL, int], ResponseBodyCompleteParams] = _positional(
+body_complete_params: Callable[[str, URL, int], ResponseBodyCompleteParams] = positional(
     ResponseBodyCompleteParams
 )

@@ -59,7 +59,7 @@ from ._models import (
     Fingerprint,
     HttpVersion,
     HttpVersion11,
-    RequestInfo,
+    new_request_info,
 )
 from ._params import request_redirect_params
 from ._payload import Payload, make_body
@@ -658,7 +658,7 @@ class ClientSession:
         """Send one request as it stands and read the response head."""
         wire = CIMultiDict(items)
         trace.method, trace.url, trace.headers = method, url, wire
-        request_info = RequestInfo(url, method, CIMultiDictProxy(wire), url)
+        request_info = new_request_info(url, method, CIMultiDictProxy(wire), url)
         scheme = _WIRE_SCHEME.get(url.scheme, url.scheme)  # ws(s): HTTP(S) until the upgrade
         tracker = options.upload_tracker
         sent: bytes | AsyncIterable[bytes] | None = body
