@@ -351,9 +351,13 @@ class _ObservedBody:
         async for chunk in self._stream:
             if chunk:
                 received += len(chunk)
-                await body_progress(self._trace, self._method, self._url, chunk, received)
+                signal = body_progress(self._trace, self._method, self._url, chunk, received)
+                if signal is not None:
+                    await signal
             yield chunk
-        await body_progress(self._trace, self._method, self._url, b"", received)
+        signal = body_progress(self._trace, self._method, self._url, b"", received)
+        if signal is not None:
+            await signal
 
     async def aclose(self) -> None:
         close = getattr(self._stream, "aclose", None)

@@ -285,22 +285,23 @@ class ClientResponse:
         return f"<ClientResponse({self.url}) [{self.status} {self.reason}]>"
 
 
-async def body_progress(
+def body_progress(
     trace: RequestTrace, method: str, url: URL, chunk: bytes, received: int
-) -> None:
+) -> Awaitable[None] | None:
     """The one place `on_response_chunk_received` fires (a chunk), and `on_response_body_complete`
-    (b"": the end, after `received` bytes)."""
+    (b"": the end, after `received` bytes): await what it returns, if anything (None when
+    nobody listens, so that an untraced body costs no coroutine)."""
     plan = trace.plan
     if chunk:
         if plan.on_response_chunk_received:
-            await trace.send(
-                plan.on_response_chunk_received,
-                chunk_received_params(method, url, chunk),
+            return trace.send(
+                plan.on_response_chunk_received, chunk_received_params(method, url, chunk)
             )
     elif plan.on_response_body_complete:
-        await trace.send(
+        return trace.send(
             plan.on_response_body_complete, body_complete_params(method, url, received)
         )
+    return None
 
 
 class _BodyStream:
@@ -366,7 +367,10 @@ class _BodyStream:
             raise ClientConnectionError("Connection closed: the response was released")
         try:
             if self._decoder is None:
-                chunk = await self._exchange.read(max_bytes)
+                exchange = self._exchange
+                chunk = exchange.ready(max_bytes)
+                if chunk is None:
+                    chunk = await exchange.read(max_bytes)
             else:
                 chunk = await self._decoded(self._decoder, max_bytes)
         except BaseException as exc:
@@ -384,6 +388,17 @@ class _BodyStream:
             self.eof = True
             self.released = True
         return chunk
+
+    def pull_rest(self) -> bytes | None:
+        """The whole rest of the body, if it has all arrived and needs no decoding; else None."""
+        if self.eof or self.released or self._decoder is not None:
+            return None
+        rest = self._exchange.read_rest()
+        if rest is not None:
+            self.received += len(rest)
+            self.eof = True
+            self.released = True
+        return rest
 
     def pull_nowait(self, max_bytes: int) -> bytes:
         """What can be had without waiting (at most `max_bytes`), b"" if nothing."""
@@ -427,10 +442,14 @@ class _BodyStream:
         try:
             if data:
                 self.delivered += len(data)
-                await body_progress(self._trace, self.method, self.url, data, self.delivered)
+                signal = body_progress(self._trace, self.method, self.url, data, self.delivered)
+                if signal is not None:
+                    await signal
             if self.eof and not buffered and not self.completed:
                 self.completed = True
-                await body_progress(self._trace, self.method, self.url, b"", self.delivered)
+                signal = body_progress(self._trace, self.method, self.url, b"", self.delivered)
+                if signal is not None:
+                    await signal
         except BaseException:
             self.close()  # a raising handler: the connection goes back all the same
             raise
@@ -628,6 +647,8 @@ class StreamReader:
 
     async def _read(self, n: int) -> bytes:
         if n < 0:
+            if not self._buffer and (rest := self._stream.pull_rest()) is not None:
+                return await self._stream.deliver(rest, 0)  # all here: one piece
             pieces = [await self._give(-1)] if self._buffer else []
             while chunk := await self._stream.pull():
                 pieces.append(await self._stream.deliver(chunk, 0))

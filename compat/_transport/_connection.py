@@ -223,6 +223,31 @@ class Exchange:
             await conn.flush()  # HTTP/2 on trio: the flow-control window update goes out now
         return chunk
 
+    def ready(self, max_bytes: int) -> bytes | None:
+        """What `read` would return at once, or None if it has to wait (or flush) first:
+        the usual body arrived with its head, and needs no coroutine to be taken."""
+        if self._chunks:
+            conn = self._conn
+            if conn is None or not conn.needs_flush:
+                return self.read_nowait(max_bytes)
+        elif self.complete and self.error is None:
+            return b""
+        return None
+
+    def read_rest(self) -> bytes | None:
+        """The whole rest of the body if all of it is here (and nothing waits to be flushed),
+        else None: a small response is usually complete before it is read."""
+        conn = self._conn
+        if not self.complete or self.error is not None or (conn is not None and conn.needs_flush):
+            return None
+        chunks = self._chunks
+        rest = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.buffered = 0
+        if conn is not None:
+            conn.consumed(self, len(rest))
+        return rest
+
     def read_nowait(self, max_bytes: int) -> bytes:
         """Up to `max_bytes` of what is buffered, without waiting; b"" if nothing is."""
         chunk = take(self._chunks, max_bytes)
