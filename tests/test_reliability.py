@@ -531,3 +531,21 @@ async def test_hostile_input_gets_clear_errors_and_never_reaches_the_wire_malfor
     assert names.count("request_start") == names.count("request_end") + names.count(
         "request_exception"
     )
+
+
+def test_a_request_deadline_keeps_no_event_loop_alive(server: TestServer) -> None:
+    """The deadlines' one timer per loop is found through a weak mapping: a loop that ran
+    requests (their timer still armed for `total=300`) is freed once the app drops it."""
+    import asyncio
+    import weakref
+
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def main() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        async with compat.ClientSession() as session, session.get(server.url_for("/ok")) as resp:
+            assert await resp.text() == "ok"
+
+    asyncio.run(main())
+    gc.collect()
+    assert loops[0]() is None

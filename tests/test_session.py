@@ -582,6 +582,38 @@ async def test_total_timeout_raises_timeout_error_and_the_session_stays_usable(
             assert await resp.text() == "ok"
 
 
+async def test_each_request_s_total_timeout_fires_at_its_own_deadline(server: TestServer) -> None:
+    """One timer serves every pending deadline of a loop: a shorter deadline that starts while
+    a longer one is pending still fires on time, and only the deadlines that are due fire."""
+    long_started = anyio.Event()
+
+    async def started(*_: Any) -> None:
+        long_started.set()
+
+    config = compat.TraceConfig()
+    config.on_connection_create_start.append(started)  # inside the request's deadline
+    bodies: list[str] = []
+    long_timeout = compat.ClientTimeout(total=30)
+    short_timeout = compat.ClientTimeout(total=0.3)
+    async with (
+        compat.ClientSession(timeout=long_timeout, trace_configs=[config]) as patient,
+        compat.ClientSession(timeout=short_timeout) as hasty,
+    ):
+
+        async def slow_but_in_time() -> None:
+            async with patient.get(server.url_for("/slow?delay=1.5")) as resp:
+                bodies.append(await resp.text())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(slow_but_in_time)
+            await long_started.wait()
+            for _ in range(2):  # the second after the first has fired and re-armed the timer
+                with pytest.raises(TimeoutError):
+                    await hasty.get(server.url_for("/slow?delay=1.5"))
+                assert bodies == []  # the long request is still waiting, not cancelled
+    assert bodies == ["slow"]
+
+
 async def test_total_timeout_covers_the_body(server: TestServer) -> None:
     async with compat.ClientSession(timeout=compat.ClientTimeout(total=0.3)) as session:
         resp = await session.get(server.url_for("/slow-body?delay=2"))

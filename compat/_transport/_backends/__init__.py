@@ -15,6 +15,7 @@ import math
 import socket
 import ssl
 import sys
+import weakref
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
@@ -157,18 +158,27 @@ def current_time() -> float:
 class Deadline:
     """Cancel the block at `when` (`current_time()` clock); `expired` says if it did.
 
-    On asyncio (3.11+) a loop timer that cancels the task, undone with `Task.uncancel` as
-    `asyncio.timeout_at` does, without its object and coroutines: every request opens one.
+    On asyncio (3.11+) the loop's `_Watchdog` cancels the task, undone with `Task.uncancel`
+    as `asyncio.timeout_at` does, without its object and coroutines: every request opens one.
     On trio, trio's own cancel scope (anyio's wraps it; trio is loaded whenever it runs);
     elsewhere an anyio cancel scope."""
 
-    __slots__ = ("_cancelling", "_delay", "_fired", "_scope", "_task", "_timer", "expired", "when")
+    __slots__ = (
+        "_cancelling",
+        "_delay",
+        "_fired",
+        "_scope",
+        "_task",
+        "_watchdog",
+        "expired",
+        "when",
+    )
 
     def __init__(self, when: float, *, delay: float | None = None) -> None:
         """With `delay`, the deadline is that many seconds after entering (see `when`)."""
         self.when = when if delay is None else math.nan  # known once entered
         self._delay = delay
-        self._timer: asyncio.TimerHandle | None = None
+        self._watchdog: _Watchdog | None = None
         self._scope: Any = None
         self.expired = False
 
@@ -189,14 +199,17 @@ class Deadline:
             self._task = task
             self._cancelling = task.cancelling()
             self._fired = False
-            self._timer = loop.call_at(self.when, self._expire)
+            watchdog = _watchdog(loop)
+            watchdog.add(self)
+            self._watchdog = watchdog
             return self
         else:
             self._scope = anyio.CancelScope(deadline=self.when)
         self._scope.__enter__()
         return self
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The deadline has come (the watchdog calls it once)."""
         self._fired = True
         self._task.cancel()
 
@@ -206,9 +219,9 @@ class Deadline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        timer = self._timer
-        if timer is not None:
-            timer.cancel()
+        watchdog = self._watchdog
+        if watchdog is not None:
+            watchdog.discard(self)
             # Fired: our cancel is taken back (uncancel, always); if no other cancel is
             # pending and the block ended cancelled, it timed out (asyncio.Timeout's rule).
             if (
@@ -224,6 +237,74 @@ class Deadline:
             self.expired = self._scope.cancelled_caught
             return suppressed
         return False
+
+
+class _Watchdog:
+    """One asyncio loop timer for all of the loop's pending `Deadline`s, armed at the earliest.
+
+    A timer per request (a handle made, pushed on the loop's heap, cancelled, later popped) is
+    about 6% of an untraced request's instructions; here a request whose deadline is not the
+    earliest (the usual case: one `ClientTimeout.total` for all) costs a dict entry. When the
+    timer fires it expires what is due and re-arms for the earliest left."""
+
+    __slots__ = ("_at", "_pending", "_timer", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The loop and its timer (which refers to the loop) are held weakly: `_watchdogs` is
+        # keyed by the loop, and an armed timer is kept alive by the loop's own schedule.
+        self.loop = weakref.ref(loop)
+        self._pending: dict[Deadline, None] = {}
+        self._timer: weakref.ref[asyncio.TimerHandle] | None = None
+        self._at = math.inf
+
+    def add(self, deadline: Deadline) -> None:
+        self._pending[deadline] = None
+        if deadline.when < self._at:
+            self._arm(deadline.when)
+
+    def discard(self, deadline: Deadline) -> None:
+        """A block ended: forgotten (an armed timer stays; it re-arms for what is left)."""
+        self._pending.pop(deadline, None)
+
+    def _arm(self, when: float) -> None:
+        loop = self.loop()
+        if loop is None:
+            return
+        timer = None if self._timer is None else self._timer()
+        if timer is not None:
+            timer.cancel()
+        self._at = when
+        self._timer = weakref.ref(loop.call_at(when, self._fire))
+
+    def _fire(self) -> None:
+        loop = self.loop()
+        due = max(self._at, -math.inf if loop is None else loop.time())
+        self._timer = None
+        self._at = math.inf
+        pending = self._pending
+        for deadline in [d for d in pending if d.when <= due]:
+            del pending[deadline]
+            deadline.expire()
+        if pending:
+            self._arm(min(d.when for d in pending))
+
+
+_watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
+    weakref.WeakKeyDictionary()
+)
+_last_watchdog: _Watchdog | None = None
+
+
+def _watchdog(loop: asyncio.AbstractEventLoop) -> _Watchdog:
+    """The loop's watchdog (the last one used is at hand without a weak-dict lookup)."""
+    global _last_watchdog
+    watchdog = _last_watchdog
+    if watchdog is None or watchdog.loop() is not loop:
+        watchdog = _watchdogs.get(loop)
+        if watchdog is None:
+            watchdog = _watchdogs[loop] = _Watchdog(loop)
+        _last_watchdog = watchdog
+    return watchdog
 
 
 async def open_unix(path: str) -> NetworkStream:
