@@ -527,7 +527,8 @@ class StreamReader:
     Each read fires `on_response_chunk_received` with exactly the bytes it returns (aiohttp's
     development branch does the same; 3.14 fires it from `ClientResponse.read()` only), except
     `read()` of the whole body, which fires once per piece as the body arrives, so handlers see
-    its progress. `read_nowait` is synchronous and fires nothing."""
+    its progress (once, with all of it, for a body that had all arrived, as aiohttp 3.14).
+    `read_nowait` is synchronous and fires nothing."""
 
     def __init__(self, stream: _BodyStream) -> None:
         self._stream = stream

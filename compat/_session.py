@@ -11,7 +11,6 @@ from __future__ import annotations
 import json as json_module
 import math
 import os
-import re
 import warnings
 from collections.abc import (
     AsyncIterable,
@@ -66,7 +65,7 @@ from ._payload import Payload, make_body
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
 from ._transport._backends import Deadline
-from ._transport._connection import Exchange
+from ._transport._connection import Exchange, is_token
 from ._transport._decoders import ACCEPT_ENCODING
 from ._transport._mocked import MockedSender, mocked
 from ._transport._opener import Proxy
@@ -77,7 +76,6 @@ __all__ = ["ClientSession"]
 _UNSET: Any = object()
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _DEFAULT_HEADERS = (
     ("Accept", "*/*"),
     ("Accept-Encoding", ACCEPT_ENCODING),
@@ -436,7 +434,7 @@ class ClientSession:
         try:
             async with Deadline(math.inf, delay=timeout.total) as scope:
                 options.deadline = scope.when
-                if not _TOKEN.fullmatch(method):
+                if not is_token(method):
                     raise ValueError(f"Method cannot contain non-token characters: {method!r}")
                 if not url.host or not url.scheme:
                     raise InvalidUrlClientError(url)
@@ -528,7 +526,7 @@ class ClientSession:
                 response.raise_for_status()
             if tracer.on_request_end:
                 await trace.request_end(method, url, headers_md, response)
-            if isinstance(body, Payload):
+            if body is not None and isinstance(body, Payload):
                 await body.aclose()  # as aiohttp: the files it read are closed once sent
             if upload_tracker is not None:
                 upload_tracker._finish()

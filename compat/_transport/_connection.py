@@ -818,7 +818,19 @@ def _head_bound(limits: Limits) -> int:
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_checked_names: set[str] = set()
+_tokens: set[str] = set()  # methods and header names found valid (the first 4,096)
+
+
+def is_token(value: str) -> bool:
+    """Whether `value` may be a method or a header name (an HTTP token): the same few are
+    asked on every request, so the answers are remembered."""
+    if value in _tokens:
+        return True
+    if not _TOKEN.fullmatch(value):
+        return False
+    if len(_tokens) < 4096:
+        _tokens.add(value)
+    return True
 
 
 def request_head(method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
@@ -841,11 +853,8 @@ def request_head(method: str, target: str, headers: list[tuple[str, str]]) -> by
                 )
         raise ValueError("A NUL character in an HTTP header is refused")
     for name, _ in headers:
-        if name not in _checked_names:
-            if not _TOKEN.fullmatch(name):
-                raise ValueError(f"Invalid HTTP header name: {name!r}")
-            if len(_checked_names) < 4096:
-                _checked_names.add(name)
+        if name not in _tokens and not is_token(name):
+            raise ValueError(f"Invalid HTTP header name: {name!r}")
     return f"{method} {target} HTTP/1.1\r\n{lines}\r\n".encode()
 
 

@@ -6,7 +6,6 @@ its hot path), and `EngineTransport` adapts it to httpx for `traced_client`.
 
 from __future__ import annotations
 
-import re
 import ssl
 from time import monotonic
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from ._connection import (
     Exchange,
     HTTP11Connection,
     Limits,
+    is_token,
     request_head,
     request_head_bytes,
 )
@@ -33,8 +33,6 @@ if TYPE_CHECKING:  # h2 is an optional extra: imported only when HTTP/2 is used
     from ._http2 import HTTP2Connection
 
 __all__ = ["Engine"]
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class Engine:
@@ -92,7 +90,7 @@ class Engine:
         `connect_budget` bounds queueing and opening together (aiohttp's
         `ClientTimeout.connect`); `connect_timeout` bounds opening alone (`sock_connect`);
         `pool_timeout` bounds waiting in the pool's queue alone (httpx's `pool`)."""
-        if not _TOKEN.fullmatch(method):
+        if not is_token(method):
             raise ValueError(f"Method cannot contain non-token characters: {method!r}")
         if headers and isinstance(headers[0][0], bytes):
             head = request_head_bytes(method, target, headers)
