@@ -549,3 +549,23 @@ def test_a_request_deadline_keeps_no_event_loop_alive(server: TestServer) -> Non
     asyncio.run(main())
     gc.collect()
     assert loops[0]() is None
+
+
+async def test_concurrent_bodies_on_many_connections_each_arrive_intact(server: TestServer) -> None:
+    """On asyncio every connection of a loop reads into one shared receive buffer, each read
+    taken out before the next: bodies read at once on many connections must not mix."""
+    bodies = [os.urandom(150_000 + 4_999 * i) for i in range(12)]
+    connector = compat.TCPConnector(limit=12)
+    async with compat.ClientSession(connector=connector) as session:
+
+        async def round_trip(body: bytes, results: list[bool]) -> None:
+            async with session.post(server.url_for("/echo"), data=body) as resp:
+                pieces = [piece async for piece in resp.content.iter_chunked(7_001)]
+            results.append(b"".join(pieces) == body)
+
+        results: list[bool] = []
+        async with anyio.create_task_group() as tg:
+            for body in bodies:
+                tg.start_soon(round_trip, body, results)
+        assert results == [True] * len(bodies)
+        assert connector.stats().max_in_use >= 2  # several connections were reading at once

@@ -1,8 +1,11 @@
-"""The asyncio stream: a `Protocol` that feeds the HTTP/1.1 connection as data arrives.
+"""The asyncio stream: a `BufferedProtocol` that feeds the HTTP/1.1 connection as data arrives.
 
 Data reaches the parser in `data_received`, with no task switch, as in aiohttp; `pump` only
-waits for the next callback. Flow control is the transport's own: the connection pauses
-reading while its unread body buffer is full.
+waits for the next callback. The transport reads into the loop's one receive buffer, not into
+a fresh 256 KiB bytes object per read as a plain `Protocol`'s transport does (an mmap, a page
+fault per page the data touches, then mremap and munmap: kernel time on every response).
+Flow control is the transport's own: the connection pauses reading while its unread body
+buffer is full.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +22,24 @@ from . import NetworkStream, Receiver
 __all__ = ["AsyncioStream", "open_tcp", "open_unix"]
 
 
-class AsyncioStream(asyncio.Protocol):
+_RECEIVE_SIZE = 256 * 1024  # asyncio's own `max_size` for a read
+_receive_buffers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, memoryview] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _receive_buffer(loop: asyncio.AbstractEventLoop) -> memoryview:
+    """The loop's one receive buffer, which every stream on it reads into: each read is taken
+    out (copied) before the loop does anything else, so one buffer serves them all."""
+    buffer = _receive_buffers.get(loop)
+    if buffer is None:
+        buffer = _receive_buffers[loop] = memoryview(bytearray(_RECEIVE_SIZE))
+    return buffer
+
+
+class AsyncioStream(asyncio.BufferedProtocol):
     __slots__ = (
+        "_buffer",
         "_drain",
         "_eof",
         "_loop",
@@ -35,6 +55,7 @@ class AsyncioStream(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._buffer = _receive_buffer(loop)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
@@ -49,6 +70,14 @@ class AsyncioStream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # Copied out: the connection may keep what it is fed (a HEAD's head, what follows a
+        # 101), and the buffer is the next read's.
+        self.data_received(self._buffer[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         receiver = self.receiver
