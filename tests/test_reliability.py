@@ -569,3 +569,23 @@ async def test_concurrent_bodies_on_many_connections_each_arrive_intact(server: 
                 tg.start_soon(round_trip, body, results)
         assert results == [True] * len(bodies)
         assert connector.stats().max_in_use >= 2  # several connections were reading at once
+
+
+def test_requests_run_on_uvloop(server: TestServer) -> None:
+    """aiohttp users often run uvloop: its transports are not asyncio.Transport subclasses, and
+    its timers and loop must work with the request deadlines' one timer per loop."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        timeout = compat.ClientTimeout(total=0.5)
+        async with compat.ClientSession(timeout=timeout) as session:
+            async with session.get(server.url_for("/ok")) as resp:
+                assert await resp.text() == "ok"
+            async with session.get(server.url_for("/bytes/300000")) as resp:
+                assert await resp.read() == b"x" * 300_000
+            with pytest.raises(TimeoutError):
+                await session.get(server.url_for("/slow?delay=2"))
+            async with session.get(server.url_for("/ok")) as resp:  # the session still works
+                assert await resp.text() == "ok"
+
+    uvloop.run(main())

@@ -15,7 +15,7 @@ import ssl
 import sys
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from . import NetworkStream, Receiver
 
@@ -68,8 +68,8 @@ class AsyncioStream(asyncio.BufferedProtocol):
     # --- asyncio.Protocol callbacks ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # (uvloop's transports are not subclasses of asyncio.Transport, only alike)
+        self._transport = cast(asyncio.Transport, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buffer
@@ -160,8 +160,7 @@ class AsyncioStream(asyncio.BufferedProtocol):
             server_hostname=server_hostname,
             ssl_handshake_timeout=timeout if timeout else None,
         )
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)
         self._tls = True
         return self
 
