@@ -367,10 +367,7 @@ class _BodyStream:
             raise ClientConnectionError("Connection closed: the response was released")
         try:
             if self._decoder is None:
-                exchange = self._exchange
-                chunk = exchange.ready(max_bytes)
-                if chunk is None:
-                    chunk = await exchange.read(max_bytes)
+                chunk = await self._exchange.read(max_bytes)
             else:
                 chunk = await self._decoded(self._decoder, max_bytes)
         except BaseException as exc:

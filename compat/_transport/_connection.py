@@ -223,17 +223,6 @@ class Exchange:
             await conn.flush()  # HTTP/2 on trio: the flow-control window update goes out now
         return chunk
 
-    def ready(self, max_bytes: int) -> bytes | None:
-        """What `read` would return at once, or None if it has to wait (or flush) first:
-        the usual body arrived with its head, and needs no coroutine to be taken."""
-        if self._chunks:
-            conn = self._conn
-            if conn is None or not conn.needs_flush:
-                return self.read_nowait(max_bytes)
-        elif self.complete and self.error is None:
-            return b""
-        return None
-
     def read_rest(self) -> bytes | None:
         """The whole rest of the body if all of it is here (and nothing waits to be flushed),
         else None: a small response is usually complete before it is read."""

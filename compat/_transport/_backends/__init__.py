@@ -277,8 +277,8 @@ class _Watchdog:
         self._timer = weakref.ref(loop.call_at(when, self._fire))
 
     def _fire(self) -> None:
-        loop = self.loop()
-        due = max(self._at, -math.inf if loop is None else loop.time())
+        loop = self.loop()  # (alive: it is running this callback)
+        due = self._at if loop is None else max(self._at, loop.time())
         self._timer = None
         self._at = math.inf
         pending = self._pending
