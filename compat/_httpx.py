@@ -205,7 +205,7 @@ class _TracedPool:
             request.headers = [
                 (k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
             ]
-        trace.method, trace.url, trace.headers = method, url, headers
+        trace.method, trace.url, trace.wire = method, url, headers
         extensions[TRACE_EXTENSION] = trace
         response: httpcore.Response | None = None
         try:

@@ -33,7 +33,7 @@ from ._exceptions import (
     to_client_error,
 )
 from ._headervalues import ContentDisposition, content_disposition, parse_links
-from ._models import HttpVersion, RequestInfo
+from ._models import HttpVersion, PendingRequestInfo, RequestInfo
 from ._params import body_complete_params, chunk_received_params
 from ._tracing import RequestTrace
 from ._transport._backends import Deadline
@@ -95,7 +95,7 @@ class ClientResponse:
         method: str,
         url: URL,
         exchange: Exchange,
-        request_info: RequestInfo,
+        request_info: RequestInfo | PendingRequestInfo,
         trace: RequestTrace,
         key: ConnectionKey | None,
         deadline: float,
@@ -109,7 +109,7 @@ class ClientResponse:
         self.status = exchange.status
         self.reason: str = exchange.reason.decode("utf-8", "surrogateescape")
         self.version: HttpVersion = exchange.version
-        self.request_info = request_info
+        self._request_info = request_info
         self.history: tuple[ClientResponse, ...] = ()
         self._exchange = exchange
         decoder = None
@@ -123,6 +123,13 @@ class ClientResponse:
         self._body: bytes | None = None
 
     # --- head ---
+
+    @property
+    def request_info(self) -> RequestInfo:
+        info = self._request_info
+        if isinstance(info, PendingRequestInfo):
+            info = self._request_info = info.get()
+        return info
 
     @cached_property
     def headers(self) -> CIMultiDictProxy[str]:
@@ -314,6 +321,7 @@ class _BodyStream:
         "_exchange",
         "_finished_input",
         "_key",
+        "_request_info",
         "_trace",
         "completed",
         "compressed",
@@ -322,7 +330,6 @@ class _BodyStream:
         "method",
         "received",
         "released",
-        "request_info",
         "url",
     )
 
@@ -337,7 +344,7 @@ class _BodyStream:
     ) -> None:
         self.method = response.method
         self.url = response.url
-        self.request_info = response.request_info
+        self._request_info = response._request_info
         self._exchange = exchange
         self._decoder = decoder
         self._finished_input = False
@@ -350,6 +357,10 @@ class _BodyStream:
         self.completed = False
         self.eof = False
         self.released = False
+
+    def _info(self) -> RequestInfo:
+        info = self._request_info
+        return info.get() if isinstance(info, PendingRequestInfo) else info
 
     @property
     def high_water(self) -> int:
@@ -374,7 +385,7 @@ class _BodyStream:
             self.released = True
             await self._exchange.aclose()
             error = to_client_error(
-                exc, self._key or connection_key(self.url), self.request_info, reading_body=True
+                exc, self._key or connection_key(self.url), self._info(), reading_body=True
             )
             if error is exc:
                 raise

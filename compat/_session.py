@@ -25,7 +25,7 @@ from ssl import SSLContext
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from multidict import CIMultiDict, CIMultiDictProxy, istr
+from multidict import CIMultiDict, istr
 from yarl import URL
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ from ._models import (
     Fingerprint,
     HttpVersion,
     HttpVersion11,
-    new_request_info,
+    PendingRequestInfo,
 )
 from ._params import request_redirect_params
 from ._payload import Payload, make_body
@@ -654,9 +654,8 @@ class ClientSession:
         options: _Options,
     ) -> ClientResponse:
         """Send one request as it stands and read the response head."""
-        wire = CIMultiDict(items)
-        trace.method, trace.url, trace.headers = method, url, wire
-        request_info = new_request_info(url, method, CIMultiDictProxy(wire), url)
+        trace.method, trace.url, trace.wire = method, url, items
+        request_info = PendingRequestInfo(url, method, items)
         scheme = _WIRE_SCHEME.get(url.scheme, url.scheme)  # ws(s): HTTP(S) until the upgrade
         tracker = options.upload_tracker
         sent: bytes | AsyncIterable[bytes] | None = body
@@ -683,7 +682,7 @@ class ClientSession:
                     limits=options.limits,
                 )
         except Exception as exc:
-            error = to_client_error(exc, connection_key(url), request_info)
+            error = to_client_error(exc, connection_key(url), request_info.get())
             if tracker is not None:
                 tracker._failed(error)
             if error is exc:

@@ -204,7 +204,7 @@ class RequestTrace:
     headers-sent and chunk-sent signals carry the same values aiohttp's do.
     """
 
-    __slots__ = ("ctxs", "headers", "method", "owner", "plan", "url")
+    __slots__ = ("ctxs", "method", "owner", "plan", "url", "wire")
 
     def __init__(self, plan: Tracer, owner: object, ctxs: tuple[Any, ...]) -> None:
         self.plan = plan
@@ -212,7 +212,16 @@ class RequestTrace:
         self.ctxs = ctxs
         self.method = ""
         self.url = _NO_URL
-        self.headers: CIMultiDict[str] = _NO_HEADERS
+        self.wire: CIMultiDict[str] | list[tuple[str, str]] = _NO_HEADERS
+        """The hop's wire headers as the session built them, a multidict once `headers` ran."""
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        """The hop's wire headers, made a multidict when a signal first asks (untraced, never)."""
+        wire = self.wire
+        if not isinstance(wire, CIMultiDict):
+            wire = self.wire = CIMultiDict(wire)
+        return wire
 
     def send(self, targets: Targets, params: object) -> Awaitable[None]:
         """Await the result: the handlers run in order. A lone handler's own coroutine is

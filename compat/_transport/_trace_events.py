@@ -177,5 +177,5 @@ def with_events(trace: RequestTrace, events: HttpcoreEvents) -> RequestTrace:
     plan = trace.plan
     merged = Tracer(plan.owner, (*plan.configs, _EVENTS))
     combined = RequestTrace(merged, trace.owner, (*trace.ctxs, events))
-    combined.method, combined.url, combined.headers = trace.method, trace.url, trace.headers
+    combined.method, combined.url, combined.wire = trace.method, trace.url, trace.wire
     return combined
