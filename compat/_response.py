@@ -485,7 +485,7 @@ class _BodyStream:
         """Run a read under `ClientTimeout.total`: one cancel scope per read call."""
         if self._deadline == math.inf or self._exchange.complete:
             return await read()  # nothing left to wait for: no timer needed
-        async with Deadline(self._deadline):
+        with Deadline(self._deadline):
             return await read()
         self.close()
         raise TotalTimeoutError("Timeout reading the response body (ClientTimeout.total)")

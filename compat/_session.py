@@ -432,7 +432,7 @@ class ClientSession:
         history: list[ClientResponse] = []
         body: bytes | Payload | None = None
         try:
-            async with Deadline(math.inf, delay=timeout.total) as scope:
+            with Deadline(math.inf, timeout.total) as scope:
                 options.deadline = scope.when
                 if not is_token(method):
                     raise ValueError(f"Method cannot contain non-token characters: {method!r}")

@@ -156,12 +156,12 @@ def current_time() -> float:
 
 
 class Deadline:
-    """Cancel the block at `when` (`current_time()` clock); `expired` says if it did.
+    """Cancel the `with` block at `when` (`current_time()` clock); `expired` says if it did.
 
     On asyncio (3.11+) the loop's `_Watchdog` cancels the task, undone with `Task.uncancel`
     as `asyncio.timeout_at` does, without its object and coroutines: every request opens one.
     On trio, trio's own cancel scope (anyio's wraps it; trio is loaded whenever it runs);
-    elsewhere an anyio cancel scope."""
+    elsewhere an anyio cancel scope. A plain context manager: entering awaits nothing."""
 
     __slots__ = (
         "_cancelling",
@@ -174,17 +174,20 @@ class Deadline:
         "when",
     )
 
-    def __init__(self, when: float, *, delay: float | None = None) -> None:
-        """With `delay`, the deadline is that many seconds after entering (see `when`)."""
-        self.when = when if delay is None else math.nan  # known once entered
+    def __init__(self, when: float, delay: float | None = None) -> None:
+        """With `delay`, the deadline is that many seconds after entering (0: none)."""
+        self.when = when
         self._delay = delay
         self._watchdog: _Watchdog | None = None
         self._scope: Any = None
         self.expired = False
 
-    async def __aenter__(self) -> Deadline:
+    def __enter__(self) -> Deadline:
         delay = self._delay
-        if self.when == math.inf or (delay is not None and not delay):
+        if delay is None:
+            if self.when == math.inf:
+                return self
+        elif not delay:
             self.when = math.inf
             return self
         loop = running_loop()
@@ -213,7 +216,7 @@ class Deadline:
         self._fired = True
         self._task.cancel()
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
