@@ -463,6 +463,16 @@ class _BodyStream:
             raise
         return data
 
+    def deliver_unsignalled(self, rest: bytes) -> bool:
+        """`deliver(rest, 0)` of the body's last piece, done now if neither body signal has a
+        listener (no coroutine); False, with nothing done, if one has."""
+        plan = self._trace.plan
+        if plan.on_response_chunk_received or plan.on_response_body_complete:
+            return False
+        self.delivered += len(rest)
+        self.completed = True  # (`pull_rest` gave the rest: at its end)
+        return True
+
     async def _decoded(self, decoder: ContentDecoder, max_bytes: int) -> bytes:
         read = self._exchange.read
         while True:
@@ -613,6 +623,9 @@ class StreamReader:
     async def read(self, n: int = -1) -> bytes:
         """Up to `n` bytes (all that is left when n < 0); b"" at the end."""
         stream = self._stream
+        if n < 0 and not self._buffer and (rest := stream.pull_rest()) is not None:
+            # all here: one piece, no timer; untraced, no coroutine either
+            return rest if stream.deliver_unsignalled(rest) else await stream.deliver(rest, 0)
         if stream._deadline == math.inf or stream._exchange.complete:
             return await self._read(n)  # no timer needed (`within_deadline`), no closure
         return await stream.within_deadline(lambda: self._read(n))
@@ -656,8 +669,6 @@ class StreamReader:
 
     async def _read(self, n: int) -> bytes:
         if n < 0:
-            if not self._buffer and (rest := self._stream.pull_rest()) is not None:
-                return await self._stream.deliver(rest, 0)  # all here: one piece
             pieces = [await self._give(-1)] if self._buffer else []
             while chunk := await self._stream.pull():
                 pieces.append(await self._stream.deliver(chunk, 0))
