@@ -562,12 +562,15 @@ class ClientSession:
         body_headers: tuple[tuple[str, str], ...],
     ) -> tuple[list[tuple[str, str]], str, Proxy | None]:
         """One hop's wire headers, request target and proxy (a plain function: no await)."""
-        items = [("Host", url.host_port_subcomponent or "")] if "Host" not in headers_md else []
-        items.extend(headers_md.items())
         skip = options.skip_auto_headers
-        for name, value in _DEFAULT_HEADERS:
-            if name not in headers_md and (not skip or name.lower() not in skip):
-                items.append((name, value))
+        if not headers_md and not skip:  # (the usual case: no header of the caller's)
+            items = [("Host", url.host_port_subcomponent or ""), *_DEFAULT_HEADERS]
+        else:
+            items = [("Host", url.host_port_subcomponent or "")] if "Host" not in headers_md else []
+            items.extend(headers_md.items())
+            for name, value in _DEFAULT_HEADERS:
+                if name not in headers_md and (not skip or name.lower() not in skip):
+                    items.append((name, value))
         if auth is not None and "Authorization" not in headers_md:
             items.append(("Authorization", auth.encode()))
         if content_type is not None and "Content-Type" not in headers_md:
