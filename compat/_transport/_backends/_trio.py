@@ -6,9 +6,9 @@ Plain TCP is driven on the stdlib socket with trio's readiness waits (`wait_read
 lock or cancel scope around it, and the task only parks when the socket makes it wait. A
 request's deadline is the caller's one cancel scope. `read_nowait` takes what the socket already
 holds, so a response body that arrived right behind its head frees the connection unread.
-A read that finds nothing costs Python a BlockingIOError (~2 us here, a third of it the
-syscall): where nothing is likely to be there (the response to a request just sent, an idle
-connection's check) the socket is waited on or polled first instead.
+A read that finds nothing costs a BlockingIOError raised and caught (~2.3 us here, a sixth of
+it the syscall; a poll is ~0.7 us): where nothing is likely to be there (the response to a
+request just sent, an idle connection's check) the socket is waited on or polled first.
 TLS is trio's own `SSLStream` over the same socket.
 """
 
@@ -66,7 +66,8 @@ class TrioStream:
         if self._eof:
             return
         raw = self._raw
-        # Just sent: the answer cannot be here yet (no checkpoint came between), so wait first.
+        # Just sent: the answer is almost never here yet (counted in the benchmarks: the first
+        # read after a send found nothing every time), so wait first; if it is, no harm.
         waited = self._sent
         self._sent = False
         while True:
