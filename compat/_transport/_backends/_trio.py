@@ -29,6 +29,10 @@ __all__ = ["TrioStream", "TrioTLSStream", "call_later", "open_tcp", "open_unix"]
 
 # As asyncio's selector transports: a 64 KiB body is one read, not two.
 _READ_SIZE = 256 * 1024
+# The run's one receive buffer, which every stream reads into and copies what came out of at
+# once (as the asyncio streams share their loop's). `recv(256 KiB)` allocated 256 KiB per read,
+# which glibc served by growing and trimming its heap: page faults on every read in some runs.
+_RECEIVE_BUFFER: trio.lowlevel.RunVar[memoryview] = trio.lowlevel.RunVar("compat_receive_buffer")
 # Reads and writes that never had to wait still let other tasks run this often.
 _YIELD_EVERY = 16
 
@@ -36,11 +40,21 @@ _YIELD_EVERY = 16
 class TrioStream:
     """Plain TCP (or a Unix socket)."""
 
-    __slots__ = ("_closed", "_eof", "_raw", "_sent", "_streak", "on_close", "receiver")
+    __slots__ = (
+        "_buffer",
+        "_closed",
+        "_eof",
+        "_raw",
+        "_sent",
+        "_streak",
+        "on_close",
+        "receiver",
+    )
     pulls = True
 
     def __init__(self, raw: socket.socket) -> None:
         self._raw = raw
+        self._buffer = _receive_buffer()
         self._eof = False
         self._closed = False
         self._streak = 0
@@ -78,7 +92,7 @@ class TrioStream:
                     self._end(exc)
                     return
             try:
-                data = raw.recv(_READ_SIZE)
+                size = raw.recv_into(self._buffer)
             except (BlockingIOError, InterruptedError):
                 waited = True
                 continue
@@ -86,10 +100,10 @@ class TrioStream:
                 self._end(exc)
                 return
             break
-        if not data:
+        if not size:
             self._end(None)
         elif self.receiver is not None:
-            self.receiver.feed_data(data)
+            self.receiver.feed_data(self._buffer[:size].tobytes())
         if waited:  # the wait was the checkpoint
             self._streak = 0
         else:
@@ -99,16 +113,16 @@ class TrioStream:
         if self._eof or self._closed or not _readable(self._raw):
             return False
         try:
-            data = self._raw.recv(_READ_SIZE)
+            size = self._raw.recv_into(self._buffer)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as exc:
             self._end(exc)
             return True
-        if not data:
+        if not size:
             self._end(None)
         elif self.receiver is not None:
-            self.receiver.feed_data(data)
+            self.receiver.feed_data(self._buffer[:size].tobytes())
         return True
 
     def idle_ok(self) -> bool:
@@ -266,6 +280,15 @@ def _cause(exc: BaseException) -> BaseException:
     if isinstance(exc, trio.BrokenResourceError):
         return ConnectionResetError(str(exc) or "the connection broke")
     return exc
+
+
+def _receive_buffer() -> memoryview:
+    try:
+        return _RECEIVE_BUFFER.get()
+    except LookupError:
+        buffer = memoryview(bytearray(_READ_SIZE))
+        _RECEIVE_BUFFER.set(buffer)
+        return buffer
 
 
 def _readable(raw: socket.socket) -> bool:
