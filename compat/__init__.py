@@ -52,30 +52,6 @@ from ._models import (
     HttpVersion11,
     RequestInfo,
 )
-from ._params import (
-    ConnectionEstablishedParams,
-    RequestSentParams,
-    ResponseBodyCompleteParams,
-    ResponseHeadersReceivedParams,
-    TlsHandshakeEndParams,
-    TlsHandshakeStartParams,
-    TraceConnectionCreateEndParams,
-    TraceConnectionCreateStartParams,
-    TraceConnectionQueuedEndParams,
-    TraceConnectionQueuedStartParams,
-    TraceConnectionReuseconnParams,
-    TraceDnsCacheHitParams,
-    TraceDnsCacheMissParams,
-    TraceDnsResolveHostEndParams,
-    TraceDnsResolveHostStartParams,
-    TraceRequestChunkSentParams,
-    TraceRequestEndParams,
-    TraceRequestExceptionParams,
-    TraceRequestHeadersSentParams,
-    TraceRequestRedirectParams,
-    TraceRequestStartParams,
-    TraceResponseChunkReceivedParams,
-)
 from ._payload import (
     PAYLOAD_REGISTRY,
     AsyncIterablePayload,
@@ -114,6 +90,30 @@ if TYPE_CHECKING:
         content_disposition_filename,
         parse_content_disposition,
     )
+    from ._params import (
+        ConnectionEstablishedParams,
+        RequestSentParams,
+        ResponseBodyCompleteParams,
+        ResponseHeadersReceivedParams,
+        TlsHandshakeEndParams,
+        TlsHandshakeStartParams,
+        TraceConnectionCreateEndParams,
+        TraceConnectionCreateStartParams,
+        TraceConnectionQueuedEndParams,
+        TraceConnectionQueuedStartParams,
+        TraceConnectionReuseconnParams,
+        TraceDnsCacheHitParams,
+        TraceDnsCacheMissParams,
+        TraceDnsResolveHostEndParams,
+        TraceDnsResolveHostStartParams,
+        TraceRequestChunkSentParams,
+        TraceRequestEndParams,
+        TraceRequestExceptionParams,
+        TraceRequestHeadersSentParams,
+        TraceRequestRedirectParams,
+        TraceRequestStartParams,
+        TraceResponseChunkReceivedParams,
+    )
     from ._websocket import (
         ClientWebSocketResponse,
         ClientWSTimeout,
@@ -127,7 +127,7 @@ __version__ = "0.1.0"
 
 
 # Loaded on first use, so that `import compat` does not pay for them: the httpx entry point
-# (httpx, httpcore), websockets, multipart and forms, digest auth.
+# (httpx, httpcore), websockets, multipart and forms, digest auth, the params classes.
 _LAZY: Final = {
     **dict.fromkeys(("TracedTransport", "traced_client"), "_httpx"),
     **dict.fromkeys(
@@ -155,6 +155,34 @@ _LAZY: Final = {
     ),
     "FormData": "_formdata",
     "DigestAuthMiddleware": "_digest",
+    # made dataclasses on first use (see `_params`)
+    **dict.fromkeys(
+        (
+            "ConnectionEstablishedParams",
+            "RequestSentParams",
+            "ResponseBodyCompleteParams",
+            "ResponseHeadersReceivedParams",
+            "TlsHandshakeEndParams",
+            "TlsHandshakeStartParams",
+            "TraceConnectionCreateEndParams",
+            "TraceConnectionCreateStartParams",
+            "TraceConnectionQueuedEndParams",
+            "TraceConnectionQueuedStartParams",
+            "TraceConnectionReuseconnParams",
+            "TraceDnsCacheHitParams",
+            "TraceDnsCacheMissParams",
+            "TraceDnsResolveHostEndParams",
+            "TraceDnsResolveHostStartParams",
+            "TraceRequestChunkSentParams",
+            "TraceRequestEndParams",
+            "TraceRequestExceptionParams",
+            "TraceRequestHeadersSentParams",
+            "TraceRequestRedirectParams",
+            "TraceRequestStartParams",
+            "TraceResponseChunkReceivedParams",
+        ),
+        "_params",
+    ),
 }
 
 

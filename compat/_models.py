@@ -100,7 +100,7 @@ class RequestInfo:
 
 
 _new_request_info: Callable[[URL, str, CIMultiDictProxy[str], URL], RequestInfo] = positional(
-    RequestInfo
+    lambda: RequestInfo, 4
 )
 
 

@@ -2,13 +2,19 @@
 
 Field names follow aiohttp's code (`response`, `host`); the Tracing Reference's names
 (`resp`, `Host`) are read-only aliases so code written against either keeps working.
+
+Each class becomes a frozen slotted dataclass when first used (this module's `__getattr__`):
+making a dataclass runs about six generated functions through `exec`, so making all 22 at
+import was a quarter of `import compat`, and a program uses the few its handlers listen to.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 from yarl import URL
@@ -16,7 +22,21 @@ from yarl import URL
 from ._frozen import positional
 
 if TYPE_CHECKING:
+    from dataclasses import dataclass as _params_class
+
     from ._response import ClientResponse
+else:
+
+    def _params_class(**options: bool) -> Callable[[type], type]:
+        def later(cls: type) -> type:
+            _UNMADE[cls.__name__] = cls
+            return cls
+
+        return later
+
+
+_UNMADE: dict[str, type] = {}
+_MAKING = threading.RLock()
 
 __all__ = [
     "ConnectionEstablishedParams",
@@ -44,7 +64,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceRequestStartParams:
     """What `on_request_start` handlers receive."""
 
@@ -53,7 +73,7 @@ class TraceRequestStartParams:
     headers: CIMultiDict[str]
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceRequestHeadersSentParams:
     """What `on_request_headers_sent` handlers receive."""
 
@@ -62,7 +82,7 @@ class TraceRequestHeadersSentParams:
     headers: CIMultiDict[str]
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceRequestChunkSentParams:
     """What `on_request_chunk_sent` handlers receive."""
 
@@ -71,7 +91,7 @@ class TraceRequestChunkSentParams:
     chunk: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceResponseChunkReceivedParams:
     """What `on_response_chunk_received` handlers receive."""
 
@@ -90,7 +110,7 @@ class _ResponseAlias:
         return self.response
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceRequestEndParams(_ResponseAlias):
     """What `on_request_end` handlers receive."""
 
@@ -100,7 +120,7 @@ class TraceRequestEndParams(_ResponseAlias):
     response: ClientResponse
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceRequestRedirectParams(_ResponseAlias):
     """What `on_request_redirect` handlers receive."""
 
@@ -110,7 +130,7 @@ class TraceRequestRedirectParams(_ResponseAlias):
     response: ClientResponse
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceRequestExceptionParams:
     """What `on_request_exception` handlers receive."""
 
@@ -120,27 +140,27 @@ class TraceRequestExceptionParams:
     exception: BaseException
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceConnectionQueuedStartParams:
     """What `on_connection_queued_start` handlers receive."""
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceConnectionQueuedEndParams:
     """What `on_connection_queued_end` handlers receive."""
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceConnectionCreateStartParams:
     """What `on_connection_create_start` handlers receive."""
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceConnectionCreateEndParams:
     """What `on_connection_create_end` handlers receive."""
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceConnectionReuseconnParams:
     """What `on_connection_reuseconn` handlers receive."""
 
@@ -155,28 +175,28 @@ class _HostAlias:
         return self.host
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceDnsResolveHostStartParams(_HostAlias):
     """What `on_dns_resolve_host_start` handlers receive."""
 
     host: str
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceDnsResolveHostEndParams(_HostAlias):
     """What `on_dns_resolve_host_end` handlers receive."""
 
     host: str
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceDnsCacheHitParams(_HostAlias):
     """What `on_dns_cache_hit` handlers receive."""
 
     host: str
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TraceDnsCacheMissParams(_HostAlias):
     """What `on_dns_cache_miss` handlers receive."""
 
@@ -186,14 +206,14 @@ class TraceDnsCacheMissParams(_HostAlias):
 # --- compat extensions: signals aiohttp does not have (see EXTENSION_SIGNALS) ---
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TlsHandshakeStartParams:
     """What `on_tls_handshake_start` handlers receive."""
 
     host: str
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class TlsHandshakeEndParams:
     """What `on_tls_handshake_end` handlers receive."""
 
@@ -203,7 +223,7 @@ class TlsHandshakeEndParams:
     alpn_protocol: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class ConnectionEstablishedParams:
     """A new connection is up (after create_end): where it goes and from where."""
 
@@ -216,7 +236,7 @@ class ConnectionEstablishedParams:
     """"HTTP/1.1" or "HTTP/2" (negotiated by ALPN, or HTTP/2 by prior knowledge)."""
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class RequestSentParams:
     """The whole request, head and body, has been written."""
 
@@ -226,7 +246,7 @@ class RequestSentParams:
     """HTTP/2: the request's stream on its multiplexed connection; None on HTTP/1.1."""
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class ResponseHeadersReceivedParams:
     """A response head arrived (every hop, redirects included): time to first byte."""
 
@@ -237,7 +257,7 @@ class ResponseHeadersReceivedParams:
     """HTTP/2: the request's stream on its multiplexed connection; None on HTTP/1.1."""
 
 
-@dataclass(frozen=True, slots=True)
+@_params_class(frozen=True, slots=True)
 class ResponseBodyCompleteParams:
     """The response body has been read to its end."""
 
@@ -246,35 +266,80 @@ class ResponseBodyCompleteParams:
     size: int
 
 
+# --- made on first use (the module's names are looked up here until then) ---
+
+for _name in _UNMADE:
+    del globals()[_name]
+del _name
+
+# The shared instances of the field-less params (a frozen object with no fields is one value).
+_SHARED = {
+    "QUEUED_START": "TraceConnectionQueuedStartParams",
+    "QUEUED_END": "TraceConnectionQueuedEndParams",
+    "CREATE_START": "TraceConnectionCreateStartParams",
+    "CREATE_END": "TraceConnectionCreateEndParams",
+    "REUSECONN": "TraceConnectionReuseconnParams",
+}
+if TYPE_CHECKING:
+    QUEUED_START: TraceConnectionQueuedStartParams
+    QUEUED_END: TraceConnectionQueuedEndParams
+    CREATE_START: TraceConnectionCreateStartParams
+    CREATE_END: TraceConnectionCreateEndParams
+    REUSECONN: TraceConnectionReuseconnParams
+
+
+def __getattr__(name: str) -> Any:
+    """A params class made a dataclass the first time it is asked for, or a shared instance;
+    then an ordinary name of the module."""
+    with _MAKING:  # one class object per name, whichever thread asks first
+        value = globals().get(name)
+        if value is not None:
+            return value
+        unmade = _UNMADE.get(name)
+        if unmade is not None:
+            value = dataclasses.dataclass(frozen=True, slots=True)(unmade)
+        elif name in _SHARED:
+            value = __getattr__(_SHARED[name])()
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()[name] = value
+        return value
+
+
+def _maker(name: str) -> Any:
+    """A positional constructor of the params class `name`, made on its first call."""
+    return positional(partial(__getattr__, name), len(_UNMADE[name].__annotations__))
+
+
 # --- positional constructors for the transport and the session ---
 
-request_start_params: Callable[[str, URL, CIMultiDict[str]], TraceRequestStartParams] = positional(
-    TraceRequestStartParams
+request_start_params: Callable[[str, URL, CIMultiDict[str]], TraceRequestStartParams] = _maker(
+    "TraceRequestStartParams"
 )
 request_end_params: Callable[
     [str, URL, CIMultiDict[str], ClientResponse], TraceRequestEndParams
-] = positional(TraceRequestEndParams)
+] = _maker("TraceRequestEndParams")
 request_redirect_params: Callable[
     [str, URL, CIMultiDict[str], ClientResponse], TraceRequestRedirectParams
-] = positional(TraceRequestRedirectParams)
+] = _maker("TraceRequestRedirectParams")
 request_exception_params: Callable[
     [str, URL, CIMultiDict[str], BaseException], TraceRequestExceptionParams
-] = positional(TraceRequestExceptionParams)
-headers_sent_params: Callable[[str, URL, CIMultiDict[str]], TraceRequestHeadersSentParams] = (
-    positional(TraceRequestHeadersSentParams)
+] = _maker("TraceRequestExceptionParams")
+headers_sent_params: Callable[[str, URL, CIMultiDict[str]], TraceRequestHeadersSentParams] = _maker(
+    "TraceRequestHeadersSentParams"
 )
-chunk_sent_params: Callable[[str, URL, bytes], TraceRequestChunkSentParams] = positional(
-    TraceRequestChunkSentParams
+chunk_sent_params: Callable[[str, URL, bytes], TraceRequestChunkSentParams] = _maker(
+    "TraceRequestChunkSentParams"
 )
-chunk_received_params: Callable[[str, URL, bytes], TraceResponseChunkReceivedParams] = positional(
-    TraceResponseChunkReceivedParams
+chunk_received_params: Callable[[str, URL, bytes], TraceResponseChunkReceivedParams] = _maker(
+    "TraceResponseChunkReceivedParams"
 )
-request_sent_params: Callable[[str, URL, int | None], RequestSentParams] = positional(
-    RequestSentParams
+request_sent_params: Callable[[str, URL, int | None], RequestSentParams] = _maker(
+    "RequestSentParams"
 )
 headers_received_params: Callable[[str, URL, int, int | None], ResponseHeadersReceivedParams] = (
-    positional(ResponseHeadersReceivedParams)
+    _maker("ResponseHeadersReceivedParams")
 )
-body_complete_params: Callable[[str, URL, int], ResponseBodyCompleteParams] = positional(
-    ResponseBodyCompleteParams
+body_complete_params: Callable[[str, URL, int], ResponseBodyCompleteParams] = _maker(
+    "ResponseBodyCompleteParams"
 )

@@ -70,3 +70,26 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no_such_name"):
         compat.no_such_name  # noqa: B018
+
+
+def test_params_classes_are_made_dataclasses_on_first_use() -> None:
+    """Making a dataclass runs several generated functions through `exec`: the 22 params
+    classes are made when first asked for, one class object per name whoever asks."""
+    code = """
+import dataclasses, compat, compat._params as params
+from yarl import URL
+from multidict import CIMultiDict
+made = [name for name in compat.__all__ if name.endswith("Params") and name in vars(params)]
+assert made == [], made
+start = params.request_start_params("GET", URL("http://h/"), CIMultiDict())
+cls = compat.TraceRequestStartParams
+assert type(start) is cls is params.TraceRequestStartParams
+assert dataclasses.is_dataclass(cls) and cls.__slots__ == ("method", "url", "headers")
+assert start == cls("GET", URL("http://h/"), CIMultiDict())
+assert params.REUSECONN is params.REUSECONN
+assert type(params.REUSECONN) is compat.TraceConnectionReuseconnParams
+assert "TraceDnsCacheHitParams" not in vars(params)
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr

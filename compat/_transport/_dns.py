@@ -23,12 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._params import (
-    TraceDnsCacheHitParams,
-    TraceDnsCacheMissParams,
-    TraceDnsResolveHostEndParams,
-    TraceDnsResolveHostStartParams,
-)
+from .. import _params
 from .._tracing import RequestTrace
 from ..abc import AbstractResolver, ResolveResult
 
@@ -240,11 +235,13 @@ class Resolver:
         if not self.use_cache:
             if plan.on_dns_resolvehost_start:
                 await trace.send(
-                    plan.on_dns_resolvehost_start, TraceDnsResolveHostStartParams(host)
+                    plan.on_dns_resolvehost_start, _params.TraceDnsResolveHostStartParams(host)
                 )
             addresses = await self._ask(host, port)
             if plan.on_dns_resolvehost_end:
-                await trace.send(plan.on_dns_resolvehost_end, TraceDnsResolveHostEndParams(host))
+                await trace.send(
+                    plan.on_dns_resolvehost_end, _params.TraceDnsResolveHostEndParams(host)
+                )
             return addresses
 
         key = (host, port)
@@ -253,13 +250,13 @@ class Resolver:
             if entry is not None and entry.expires > monotonic():
                 addresses = entry.rotated()
                 if plan.on_dns_cache_hit:
-                    await trace.send(plan.on_dns_cache_hit, TraceDnsCacheHitParams(host))
+                    await trace.send(plan.on_dns_cache_hit, _params.TraceDnsCacheHitParams(host))
                 return addresses
             lookup = self._lookups.get(key)
             if lookup is None:
                 return await self._lead(key, trace)
             if plan.on_dns_cache_hit:
-                await trace.send(plan.on_dns_cache_hit, TraceDnsCacheHitParams(host))
+                await trace.send(plan.on_dns_cache_hit, _params.TraceDnsCacheHitParams(host))
             await lookup.done.wait()
             if lookup.error is not None:
                 raise socket.gaierror(lookup.error.errno, lookup.error.strerror) from lookup.error
@@ -273,10 +270,10 @@ class Resolver:
         lookup = self._lookups[key] = _Lookup()
         try:
             if plan.on_dns_cache_miss:
-                await trace.send(plan.on_dns_cache_miss, TraceDnsCacheMissParams(host))
+                await trace.send(plan.on_dns_cache_miss, _params.TraceDnsCacheMissParams(host))
             if plan.on_dns_resolvehost_start:
                 await trace.send(
-                    plan.on_dns_resolvehost_start, TraceDnsResolveHostStartParams(host)
+                    plan.on_dns_resolvehost_start, _params.TraceDnsResolveHostStartParams(host)
                 )
             try:
                 addresses = await self._ask(host, port)
@@ -287,7 +284,9 @@ class Resolver:
             self._cache[key] = _CacheEntry(addresses, expires)
             lookup.addresses = addresses
             if plan.on_dns_resolvehost_end:
-                await trace.send(plan.on_dns_resolvehost_end, TraceDnsResolveHostEndParams(host))
+                await trace.send(
+                    plan.on_dns_resolvehost_end, _params.TraceDnsResolveHostEndParams(host)
+                )
             return addresses
         finally:
             del self._lookups[key]

@@ -25,6 +25,7 @@ import anyio
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from .. import _params
 from .._exceptions import (
     ClientConnectorCertificateError,
     ClientConnectorDNSError,
@@ -37,13 +38,6 @@ from .._exceptions import (
     ServerFingerprintMismatch,
 )
 from .._models import USER_AGENT, Fingerprint, RequestInfo
-from .._params import (
-    ConnectionEstablishedParams,
-    TlsHandshakeEndParams,
-    TlsHandshakeStartParams,
-    TraceConnectionCreateEndParams,
-    TraceConnectionCreateStartParams,
-)
 from .._tracing import NO_TRACE, RequestTrace
 from ._backends import NetworkStream, open_tcp, open_unix
 from ._connection import Exchange, HTTP11Connection, request_head
@@ -51,9 +45,6 @@ from ._decoders import ACCEPT_ENCODING
 from ._dns import Address, Resolver
 
 __all__ = ["Opener", "Proxy", "Route", "ServerName", "default_ssl_context"]
-
-_CREATE_START = TraceConnectionCreateStartParams()
-_CREATE_END = TraceConnectionCreateEndParams()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +115,7 @@ class Opener:
         plan = trace.plan
         tls = scheme == "https" and self._unix_path is None  # aiohttp: no TLS over Unix
         if plan.on_connection_create_start:
-            await trace.send(plan.on_connection_create_start, _CREATE_START)
+            await trace.send(plan.on_connection_create_start, _params.CREATE_START)
         key = ConnectionKey(host, port, tls, ssl_choice)
         try:
             with anyio.fail_after(timeout):
@@ -149,11 +140,11 @@ class Opener:
             raise ClientConnectorDNSError(key, exc) from exc
         try:
             if plan.on_connection_create_end:
-                await trace.send(plan.on_connection_create_end, _CREATE_END)
+                await trace.send(plan.on_connection_create_end, _params.CREATE_END)
             if plan.on_connection_established:
                 await trace.send(
                     plan.on_connection_established,
-                    ConnectionEstablishedParams(
+                    _params.ConnectionEstablishedParams(
                         host=host,
                         port=port,
                         peer=_address(stream.get_extra_info("peername")),
@@ -294,7 +285,9 @@ class Opener:
         if isinstance(choice, ServerName) and context is None:  # not for TLS to a proxy
             choice, server_name = choice.ssl, choice.name
         if plan.on_tls_handshake_start:
-            await trace.send(plan.on_tls_handshake_start, TlsHandshakeStartParams(host=host))
+            await trace.send(
+                plan.on_tls_handshake_start, _params.TlsHandshakeStartParams(host=host)
+            )
         try:
             stream = await stream.start_tls(context or self._context(choice), server_name, timeout)
         except ssl.CertificateError as exc:
@@ -315,7 +308,7 @@ class Opener:
             cipher = ssl_object.cipher() if ssl_object is not None else None
             await trace.send(
                 plan.on_tls_handshake_end,
-                TlsHandshakeEndParams(
+                _params.TlsHandshakeEndParams(
                     host=host,
                     version=ssl_object.version() if ssl_object is not None else None,
                     cipher=cipher[0] if cipher else None,

@@ -25,12 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .. import _params
 from .._exceptions import ClientConnectionError, PoolTimeoutError
-from .._params import (
-    TraceConnectionQueuedEndParams,
-    TraceConnectionQueuedStartParams,
-    TraceConnectionReuseconnParams,
-)
 from .._tracing import RequestTrace
 from ._backends import Timer, call_later
 from ._connection import HTTP11Connection as Connection
@@ -43,10 +39,6 @@ __all__ = ["ConnectionPool", "HostStats", "Key", "PoolStats"]
 Key = tuple[Any, ...]
 ConnectionListener = Callable[[tuple[str, str, int], str, str | None, float], None]
 """A route: (scheme, host, port, ssl, proxy), see `_opener.Route`."""
-
-_QUEUED_START = TraceConnectionQueuedStartParams()
-_QUEUED_END = TraceConnectionQueuedEndParams()
-_REUSECONN = TraceConnectionReuseconnParams()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +198,7 @@ class ConnectionPool:
         plan = trace.plan
         try:
             if plan.on_connection_queued_start:
-                await trace.send(plan.on_connection_queued_start, _QUEUED_START)
+                await trace.send(plan.on_connection_queued_start, _params.QUEUED_START)
             if self.parked:
                 await self._wait_polling(waiter, timeout)
             elif timeout is None:
@@ -217,7 +209,7 @@ class ConnectionPool:
             if not waiter.granted:
                 raise PoolTimeoutError(f"Timed out waiting {timeout}s for a connection slot")
             if plan.on_connection_queued_end:
-                await trace.send(plan.on_connection_queued_end, _QUEUED_END)
+                await trace.send(plan.on_connection_queued_end, _params.QUEUED_END)
         except BaseException:
             if waiter.granted:
                 self._free(host)  # pass the turn on
@@ -284,7 +276,7 @@ class ConnectionPool:
             try:
                 plan = trace.plan
                 if plan.on_connection_reuseconn:
-                    await trace.send(plan.on_connection_reuseconn, _REUSECONN)
+                    await trace.send(plan.on_connection_reuseconn, _params.REUSECONN)
             except BaseException:
                 self.release(conn)
                 raise
@@ -313,7 +305,7 @@ class ConnectionPool:
             if queued and (h2 is None or h2.has_capacity()):
                 queued = False  # the queue is over, however it ended: its end signal first
                 if plan.on_connection_queued_end:
-                    await trace.send(plan.on_connection_queued_end, _QUEUED_END)
+                    await trace.send(plan.on_connection_queued_end, _params.QUEUED_END)
                 continue
             if h2 is not None and h2.has_capacity():
                 if not h2.holds_slot:  # idle: it needs a slot again
@@ -330,7 +322,7 @@ class ConnectionPool:
                 if not queued:
                     queued = True
                     if plan.on_connection_queued_start:
-                        await trace.send(plan.on_connection_queued_start, _QUEUED_START)
+                        await trace.send(plan.on_connection_queued_start, _params.QUEUED_START)
                 with anyio.move_on_after(timeout) as scope:
                     await changed.wait()
                 if scope.cancelled_caught:
@@ -345,7 +337,7 @@ class ConnectionPool:
         try:
             plan = trace.plan
             if plan.on_connection_reuseconn:
-                await trace.send(plan.on_connection_reuseconn, _REUSECONN)
+                await trace.send(plan.on_connection_reuseconn, _params.REUSECONN)
         except BaseException:
             self.h2_stream_done(h2, 1)
             raise
