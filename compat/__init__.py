@@ -7,7 +7,7 @@ and on trio.
 import importlib
 from typing import TYPE_CHECKING, Any, Final
 
-from . import abc, hdrs
+from . import _params, abc, hdrs
 from ._connector import BaseConnector, TCPConnector, UnixConnector
 from ._cookies import CookieJar, DummyCookieJar
 from ._exceptions import (
@@ -155,34 +155,7 @@ _LAZY: Final = {
     ),
     "FormData": "_formdata",
     "DigestAuthMiddleware": "_digest",
-    # made dataclasses on first use (see `_params`)
-    **dict.fromkeys(
-        (
-            "ConnectionEstablishedParams",
-            "RequestSentParams",
-            "ResponseBodyCompleteParams",
-            "ResponseHeadersReceivedParams",
-            "TlsHandshakeEndParams",
-            "TlsHandshakeStartParams",
-            "TraceConnectionCreateEndParams",
-            "TraceConnectionCreateStartParams",
-            "TraceConnectionQueuedEndParams",
-            "TraceConnectionQueuedStartParams",
-            "TraceConnectionReuseconnParams",
-            "TraceDnsCacheHitParams",
-            "TraceDnsCacheMissParams",
-            "TraceDnsResolveHostEndParams",
-            "TraceDnsResolveHostStartParams",
-            "TraceRequestChunkSentParams",
-            "TraceRequestEndParams",
-            "TraceRequestExceptionParams",
-            "TraceRequestHeadersSentParams",
-            "TraceRequestRedirectParams",
-            "TraceRequestStartParams",
-            "TraceResponseChunkReceivedParams",
-        ),
-        "_params",
-    ),
+    **dict.fromkeys(_params.__all__, "_params"),  # made dataclasses on first use
 }
 
 
