@@ -16,17 +16,16 @@ __all__ = ["positional"]
 _P = TypeVar("_P")
 
 
-def _unset(obj: Any, value: Any) -> None:
-    raise AssertionError("a positional constructor was used before its class was made")
-
-
 def positional(resolve: Callable[[], type[_P]], arity: int) -> Callable[..., _P]:
     """`make(*values)` for a frozen slotted dataclass of 3 or 4 fields, every field given in
     order: each slot is set through its own descriptor. The class is asked of `resolve` at the
     first call (a params class is made a dataclass only when first used)."""
     new = object.__new__
     cls: Any = None
-    set_a = set_b = set_c = set_d = _unset
+    set_a: Any = None
+    set_b: Any = None
+    set_c: Any = None
+    set_d: Any = None
 
     def ready() -> None:
         nonlocal cls, set_a, set_b, set_c, set_d

@@ -29,13 +29,13 @@ else:
 
     def _params_class(**options: bool) -> Callable[[type], type]:
         def later(cls: type) -> type:
-            _UNMADE[cls.__name__] = cls
+            _UNMADE[cls.__name__] = (cls, options)
             return cls
 
         return later
 
 
-_UNMADE: dict[str, type] = {}
+_UNMADE: dict[str, tuple[type, dict[str, bool]]] = {}
 _MAKING = threading.RLock()
 
 __all__ = [
@@ -297,7 +297,8 @@ def __getattr__(name: str) -> Any:
             return value
         unmade = _UNMADE.get(name)
         if unmade is not None:
-            value = dataclasses.dataclass(frozen=True, slots=True)(unmade)
+            cls, options = unmade
+            value = dataclasses.dataclass(**options)(cls)
         elif name in _SHARED:
             value = __getattr__(_SHARED[name])()
         else:
@@ -308,7 +309,7 @@ def __getattr__(name: str) -> Any:
 
 def _maker(name: str) -> Any:
     """A positional constructor of the params class `name`, made on its first call."""
-    return positional(partial(__getattr__, name), len(_UNMADE[name].__annotations__))
+    return positional(partial(__getattr__, name), len(_UNMADE[name][0].__annotations__))
 
 
 # --- positional constructors for the transport and the session ---
