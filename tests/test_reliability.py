@@ -552,8 +552,8 @@ def test_a_request_deadline_keeps_no_event_loop_alive(server: TestServer) -> Non
 
 
 async def test_concurrent_bodies_on_many_connections_each_arrive_intact(server: TestServer) -> None:
-    """On asyncio every connection of a loop reads into one shared receive buffer, each read
-    taken out before the next: bodies read at once on many connections must not mix."""
+    """Every connection of an asyncio loop or a trio run reads into one shared receive buffer,
+    each read taken out before the next: bodies read at once on many connections must not mix."""
     bodies = [os.urandom(150_000 + 4_999 * i) for i in range(12)]
     connector = compat.TCPConnector(limit=12)
     async with compat.ClientSession(connector=connector) as session:
