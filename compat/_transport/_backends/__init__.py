@@ -148,7 +148,10 @@ def socket_address(sock: socket.socket | None, peer: bool) -> Any:
 
 def current_time() -> float:
     """The event loop's clock, which `Deadline` counts in."""
-    loop = running_loop()
+    return _clock(running_loop())
+
+
+def _clock(loop: asyncio.AbstractEventLoop | None) -> float:
     if loop is not None:
         return loop.time()
     trio = sys.modules.get("trio")  # not on asyncio: trio, which anyio would ask through sniffio
@@ -192,7 +195,7 @@ class Deadline:
             return self
         loop = running_loop()
         if delay is not None:  # the clock read with the loop already in hand
-            self.when = (current_time() if loop is None else loop.time()) + delay
+            self.when = _clock(loop) + delay
         if loop is None:  # trio: the request's one cancel scope
             self._scope = sys.modules["trio"].CancelScope(deadline=self.when)
         elif _HAS_ASYNCIO_TIMEOUT:
