@@ -24,7 +24,7 @@ import trustme
 import compat
 
 from .conftest import Recorder
-from .ws_server import WSServer
+from .ws_server import TAIL, WSServer
 
 pytestmark = pytest.mark.anyio
 
@@ -571,6 +571,28 @@ async def test_raw_101_upgrade_read_write_close(ws: WSServer) -> None:
             await stream.aclose()
             with pytest.raises(httpcore.WriteError):  # as httpcore: closed is closed
                 await stream.write(b"x")
+
+
+async def test_bytes_behind_a_101_survive_other_reads_into_the_shared_buffer(ws: WSServer) -> None:
+    """A stream is fed views of its loop's (or trio run's) one receive buffer: the bytes that
+    came behind a 101 head, in the same read, are kept as a copy, so reads on another
+    connection (into the same buffer) before they are taken do not change them."""
+    async with compat.traced_client() as client:
+        headers = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+        }
+        url = f"http://127.0.0.1:{ws.raw_port}/tail"
+        async with client.stream("GET", url, headers=headers) as response:
+            assert response.status_code == 101
+            for _ in range(3):  # other responses, read into the same buffer meanwhile
+                other = await client.get(f"http://127.0.0.1:{ws.port}/forbidden")
+                assert other.status_code == 403 and other.content
+            stream = response.extensions["network_stream"]
+            assert await stream.read(len(TAIL)) == TAIL
+            await stream.aclose()
 
 
 async def test_ws_urls_are_traced_as_given(ws: WSServer) -> None:

@@ -61,6 +61,10 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return first & 0x0F, bytes(data)
 
 
+TAIL = b"the first bytes of the upgraded stream, in the 101's own segment"
+"""What the raw server's /tail sends right behind its 101 head, in the same write."""
+
+
 class WSServer:
     """aiohttp.web websockets on `port`, the raw server on `raw_port`."""
 
@@ -141,6 +145,7 @@ class WSServer:
                 + b"Sec-WebSocket-Accept: "
                 + accept
                 + b"\r\n\r\n"
+                + (TAIL if path == "/tail" else b"")  # in the head's own segment
             )
             if path == "/abort":
                 # half of a 100-byte message, then the connection ends

@@ -507,7 +507,8 @@ class HTTP11Connection:
 
     # --- fed by the stream ---
 
-    def feed_data(self, data: bytes) -> None:
+    def feed_data(self, data: bytes | memoryview) -> None:
+        """`data` may be a view of the stream's buffer (see `Receiver`): only copies are kept."""
         exchange = self._current
         if exchange is None:
             self.close()  # the server spoke unasked: never trust this connection again
@@ -524,7 +525,8 @@ class HTTP11Connection:
         except httptools.HttpParserUpgrade as exc:
             self._parser = None  # a 101: what follows is another protocol, for its owner
             if exchange.status == 101:
-                exchange.upgraded = UpgradedStream(self.stream, exchange, data[exc.args[0] :])
+                tail = bytes(data[exc.args[0] :])  # a copy: `data` may be a view (`Receiver`)
+                exchange.upgraded = UpgradedStream(self.stream, exchange, tail)
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _HeadEnd):
                 self._after_head(exchange)

@@ -285,9 +285,9 @@ class HTTP2Connection:
 
     # --- fed by the stream ---
 
-    def feed_data(self, data: bytes) -> None:
+    def feed_data(self, data: bytes | memoryview) -> None:
         try:
-            events = self._h2.receive_data(data)
+            events = self._h2.receive_data(bytes(data))  # (a view is the next read's buffer)
         except h2.exceptions.ProtocolError as exc:
             self.broken = True
             self._fail_all(BadHttpMessage(f"HTTP/2 protocol error: {exc}"))

@@ -43,7 +43,8 @@ class UpgradedStream:
 
     # --- fed by the stream ---
 
-    def feed_data(self, data: bytes) -> None:
+    def feed_data(self, data: bytes | memoryview) -> None:
+        data = bytes(data)  # (a view of the stream's buffer is the next read's)
         self._chunks.append(data)
         self._size += len(data)
         if self._size > _HIGH_WATER and not self._paused:

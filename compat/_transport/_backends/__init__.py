@@ -43,9 +43,12 @@ _HAS_ASYNCIO_TIMEOUT = sys.version_info >= (3, 11)
 
 
 class Receiver(Protocol):
-    """What a stream feeds: the HTTP/1.1 connection."""
+    """What a stream feeds: the HTTP/1.1 connection (or HTTP/2's, or an upgraded stream).
 
-    def feed_data(self, data: bytes) -> None: ...
+    `feed_data` may be given a view of the stream's receive buffer, valid during the call
+    only (the next read overwrites it): a receiver copies what it keeps."""
+
+    def feed_data(self, data: bytes | memoryview) -> None: ...
     def feed_eof(self, error: BaseException | None) -> None: ...
 
 

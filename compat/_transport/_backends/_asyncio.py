@@ -29,8 +29,8 @@ _receive_buffers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, memoryvie
 
 
 def _receive_buffer(loop: asyncio.AbstractEventLoop) -> memoryview:
-    """The loop's one receive buffer, which every stream on it reads into: each read is taken
-    out (copied) before the loop does anything else, so one buffer serves them all."""
+    """The loop's one receive buffer, which every stream on it reads into: each read is fed
+    (and what is kept, copied) before the loop does anything else, so one buffer serves all."""
     buffer = _receive_buffers.get(loop)
     if buffer is None:
         buffer = _receive_buffers[loop] = memoryview(bytearray(_RECEIVE_SIZE))
@@ -75,11 +75,11 @@ class AsyncioStream(asyncio.BufferedProtocol):
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        # Copied out: the connection may keep what it is fed (a HEAD's head, what follows a
-        # 101), and the buffer is the next read's.
-        self.data_received(self._buffer[:nbytes].tobytes())
+        # A view, not a copy: the receiver copies what it keeps (see `Receiver`); the parser
+        # keeps nothing, and the body pieces it hands out are bytes of their own.
+        self.data_received(self._buffer[:nbytes])
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | memoryview) -> None:
         receiver = self.receiver
         if receiver is not None:
             receiver.feed_data(data)

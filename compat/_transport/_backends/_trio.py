@@ -29,9 +29,10 @@ __all__ = ["TrioStream", "TrioTLSStream", "call_later", "open_tcp", "open_unix"]
 
 # As asyncio's selector transports: a 64 KiB body is one read, not two.
 _READ_SIZE = 256 * 1024
-# The run's one receive buffer, which every stream reads into and copies what came out of at
-# once (as the asyncio streams share their loop's). `recv(256 KiB)` allocated 256 KiB per read,
-# which glibc served by growing and trimming its heap: page faults on every read in some runs.
+# The run's one receive buffer, which every stream reads into and feeds a view of at once (as
+# the asyncio streams share their loop's; the receiver copies what it keeps). `recv(256 KiB)`
+# allocated 256 KiB per read, which glibc served by growing and trimming its heap: page faults
+# on every read in some runs.
 _RECEIVE_BUFFER: trio.lowlevel.RunVar[memoryview] = trio.lowlevel.RunVar("compat_receive_buffer")
 # Reads and writes that never had to wait still let other tasks run this often.
 _YIELD_EVERY = 16
@@ -103,7 +104,7 @@ class TrioStream:
         if not size:
             self._end(None)
         elif self.receiver is not None:
-            self.receiver.feed_data(self._buffer[:size].tobytes())
+            self.receiver.feed_data(self._buffer[:size])
         if waited:  # the wait was the checkpoint
             self._streak = 0
         else:
@@ -122,7 +123,7 @@ class TrioStream:
         if not size:
             self._end(None)
         elif self.receiver is not None:
-            self.receiver.feed_data(self._buffer[:size].tobytes())
+            self.receiver.feed_data(self._buffer[:size])
         return True
 
     def idle_ok(self) -> bool:
