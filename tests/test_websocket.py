@@ -548,17 +548,20 @@ async def test_network_stream_of_an_ordinary_response_refuses_io(ws: WSServer) -
             await stream.read(10)
 
 
+_UPGRADE_BY_HAND = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+}
+"""A websocket handshake's request headers, for a plain httpx request that upgrades by hand."""
+
+
 async def test_raw_101_upgrade_read_write_close(ws: WSServer) -> None:
     """httpcore's way by hand: the bytes right behind the 101 head are the stream's first."""
     async with compat.traced_client() as client:
-        headers = {
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-            "Sec-WebSocket-Version": "13",
-        }
         url = f"http://127.0.0.1:{ws.raw_port}/fragments"
-        async with client.stream("GET", url, headers=headers) as response:
+        async with client.stream("GET", url, headers=_UPGRADE_BY_HAND) as response:
             assert response.status_code == 101
             stream = response.extensions["network_stream"]
             data = b""
@@ -578,14 +581,8 @@ async def test_bytes_behind_a_101_survive_other_reads_into_the_shared_buffer(ws:
     came behind a 101 head, in the same read, are kept as a copy, so reads on another
     connection (into the same buffer) before they are taken do not change them."""
     async with compat.traced_client() as client:
-        headers = {
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-            "Sec-WebSocket-Version": "13",
-        }
         url = f"http://127.0.0.1:{ws.raw_port}/tail"
-        async with client.stream("GET", url, headers=headers) as response:
+        async with client.stream("GET", url, headers=_UPGRADE_BY_HAND) as response:
             assert response.status_code == 101
             for _ in range(3):  # other responses, read into the same buffer meanwhile
                 other = await client.get(f"http://127.0.0.1:{ws.port}/forbidden")
