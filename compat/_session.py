@@ -21,6 +21,7 @@ from collections.abc import (
     Iterable,
     Sequence,
 )
+from contextlib import nullcontext
 from ssl import SSLContext
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +65,7 @@ from ._params import request_redirect_params
 from ._payload import Payload, make_body
 from ._response import ClientResponse
 from ._tracing import NO_TRACE, RequestTrace, Tracer
-from ._transport._backends import Deadline
+from ._transport._backends import WATCHED, Deadline
 from ._transport._connection import Exchange, is_token
 from ._transport._decoders import ACCEPT_ENCODING
 from ._transport._mocked import MockedSender, mocked
@@ -432,15 +433,20 @@ class ClientSession:
         history: list[ClientResponse] = []
         body: bytes | Payload | None = None
         try:
-            with Deadline(math.inf, timeout.total) as scope:
+            if not is_token(method):
+                raise ValueError(f"Method cannot contain non-token characters: {method!r}")
+            if not url.host or not url.scheme:
+                raise InvalidUrlClientError(url)
+            payload = make_body(data, json, json_serialize=self._json_serialize)
+            body, content_type, size = payload.content, payload.content_type, payload.size
+            body_headers = payload.headers
+            # No code but ours runs in the block (no handlers, middlewares, body iterators or
+            # mocks): on trio its deadline needs no cancel scope (see `Deadline`).
+            watched = (body is None or type(body) is bytes) and not (
+                tracer.configs or options.middlewares or upload_tracker is not None
+            )
+            with Deadline(math.inf, timeout.total, watched) as scope:
                 options.deadline = scope.when
-                if not is_token(method):
-                    raise ValueError(f"Method cannot contain non-token characters: {method!r}")
-                if not url.host or not url.scheme:
-                    raise InvalidUrlClientError(url)
-                payload = make_body(data, json, json_serialize=self._json_serialize)
-                body, content_type, size = payload.content, payload.content_type, payload.size
-                body_headers = payload.headers
                 auth = auth or self._auth
                 if auth is None and self._trust_env:
                     auth = _netrc_auth(url.raw_host or "")  # aiohttp: netrc for the target
@@ -668,7 +674,9 @@ class ClientSession:
             if self._foreign or mocked():
                 if self._mocked is None:
                     self._mocked = MockedSender(self._connector.transport())
-                exchange = await self._mocked.send(method, url, items, sent, trace)
+                watched = WATCHED.get()  # httpx's (or a mock's) waits: not ours to watch
+                with nullcontext() if watched is None else watched.covering():
+                    exchange = await self._mocked.send(method, url, items, sent, trace)
             else:
                 timeout = options.timeout
                 exchange = await self._connector._engine.send(

@@ -8,6 +8,8 @@ import importlib.util
 import json
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,7 +24,7 @@ from compat._transport._decoders import ACCEPT_ENCODING
 
 from .conftest import Recorder
 from .server import TestServer
-from .wireserver import WireServer
+from .wireserver import SlowAcceptServer, WireServer
 
 pytestmark = pytest.mark.anyio
 
@@ -612,6 +614,93 @@ async def test_each_request_s_total_timeout_fires_at_its_own_deadline(server: Te
                     await hasty.get(server.url_for("/slow?delay=1.5"))
                 assert bodies == []  # the long request is still waiting, not cancelled
     assert bodies == ["slow"]
+
+
+async def test_an_untraced_request_times_out_on_a_reused_connection(server: TestServer) -> None:
+    """A request that runs no code of the user's (no handlers, middlewares or body iterators)
+    needs no cancel scope for its deadline on trio: the socket wait it is in is woken at the
+    deadline instead (`Deadline`, watched). It fails as any other: TimeoutError, its
+    connection dropped, the session usable, and the deadline its own."""
+    timeout = compat.ClientTimeout(total=0.3)
+    async with compat.ClientSession(timeout=timeout) as session:
+        for method in ("GET", "POST"):  # (a POST is not retried on a dropped connection)
+            async with session.get(server.url_for("/ok")) as resp:  # a connection to reuse
+                assert await resp.text() == "ok"
+            assert session.connector.stats().idle == 1
+            started = anyio.current_time()
+            with anyio.fail_after(5), pytest.raises(TimeoutError) as info:
+                await session.request(method, server.url_for("/slow?delay=3"), data=b"x")
+            assert 0.25 <= anyio.current_time() - started < 2.5
+            if sys.version_info >= (3, 11):
+                assert type(info.value) is TimeoutError
+            stats = session.connector.stats()
+            assert stats.in_use == 0 and stats.idle == 0  # the timed-out connection is gone
+        async with session.get(server.url_for("/slow?delay=0.1")) as resp:  # in time
+            assert await resp.text() == "slow"
+
+
+async def test_an_untraced_request_s_deadline_bounds_connecting_and_queueing(
+    server: TestServer,
+) -> None:
+    """The other waits of such a request (connecting, waiting for a pool slot) are bounded by
+    the same deadline, through cancel scopes of their own."""
+    with SlowAcceptServer() as black_hole:  # its accept queue is full: SYNs go unanswered
+        timeout = compat.ClientTimeout(total=0.3, sock_connect=30)
+        async with compat.ClientSession(timeout=timeout) as session:
+            started = anyio.current_time()
+            with anyio.fail_after(5), pytest.raises(TimeoutError):
+                await session.get(f"http://127.0.0.1:{black_hole.port}/")
+            assert anyio.current_time() - started < 2.5
+    connector = compat.TCPConnector(limit=1)
+    async with compat.ClientSession(connector=connector) as session:
+        held = await session.get(server.url_for("/slow-body?delay=3"))  # holds the only slot
+        started = anyio.current_time()
+        with anyio.fail_after(5), pytest.raises(TimeoutError):
+            await session.get(server.url_for("/ok"), timeout=compat.ClientTimeout(total=0.3))
+        assert anyio.current_time() - started < 2.5
+        held.release()
+        async with session.get(server.url_for("/ok")) as resp:
+            assert await resp.text() == "ok"
+
+
+@pytest.fixture
+def answers_once_then_stops_reading() -> Iterator[int]:
+    """A server that answers one request with "ok", then reads nothing more from the
+    connection (small receive buffer): an upload after it stalls once the buffers are full."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        done.wait(10)
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    done.set()
+    thread.join(10)
+    listener.close()
+
+
+async def test_an_untraced_upload_stalled_on_a_reused_connection_times_out(
+    answers_once_then_stops_reading: int,
+) -> None:
+    """The watched deadline wakes a send waiting for room as it wakes a read (see above)."""
+    url = f"http://127.0.0.1:{answers_once_then_stops_reading}/"
+    async with compat.ClientSession(timeout=compat.ClientTimeout(total=0.5)) as session:
+        async with session.get(url) as resp:
+            assert await resp.text() == "ok"
+        with anyio.fail_after(5), pytest.raises(TimeoutError):
+            await session.post(url, data=b"x" * (32 * 2**20))  # far more than the buffers
+        assert session.connector.stats().in_use == 0
 
 
 async def test_total_timeout_covers_the_body(server: TestServer) -> None:

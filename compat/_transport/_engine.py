@@ -14,7 +14,7 @@ import anyio
 
 from .._exceptions import ConnectionTimeoutError
 from .._tracing import RequestTrace
-from ._backends import NetworkStream
+from ._backends import WATCHED, NetworkStream
 from ._connection import (
     DEFAULT_LIMITS,
     Body,
@@ -97,7 +97,33 @@ class Engine:
         else:
             head = request_head(method, target, headers)  # type: ignore[arg-type]
         pool = self.pool
-        if connect_budget is None:
+        watched = WATCHED.get()
+        if watched is not None:
+            # A request whose deadline is watched (trio, no code but ours; see `Deadline`): on
+            # an idle plain-TCP connection, with a bytes body, its only waits are the socket's,
+            # which watch the deadline themselves. Any other way (a new connection, queueing,
+            # TLS, HTTP/2) runs as an ordinary request, inside a cancel scope of its own.
+            idle = pool.take_watched(key) if body is None or isinstance(body, bytes) else None
+            if idle is None:
+                with watched.covering():
+                    return await self.send(
+                        key,
+                        method,
+                        target,
+                        headers,
+                        body,
+                        trace,
+                        read_timeout=read_timeout,
+                        connect_timeout=connect_timeout,
+                        connect_budget=connect_budget,
+                        pool_timeout=pool_timeout,
+                        write_timeout=write_timeout,
+                        read_bufsize=read_bufsize,
+                        hold=hold,
+                        limits=limits,
+                    )
+            conn: HTTP11Connection | HTTP2Connection | None = idle
+        elif connect_budget is None:
             conn = await pool.acquire(key, trace, pool_timeout)
         else:
             started = monotonic()

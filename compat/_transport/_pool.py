@@ -284,6 +284,28 @@ class ConnectionPool:
             host.h2_opening = anyio.Event()  # others for this origin wait to see if it is h2
         return conn
 
+    def take_watched(self, key: Key) -> Connection | None:
+        """`acquire` for a request nobody traces whose waits must watch its deadline: an idle
+        connection of `key` whose stream watches it (plain TCP on trio), with its slot, if
+        one can be had now; else None, nothing taken (`acquire` it is, in a cancel scope)."""
+        if self._closed or self.http2:
+            return None
+        host = self._hosts.get(key)
+        if host is None or not host.idle or not host.idle[-1].stream.watched:
+            return None  # (a key's connections are all alike: TLS or not)
+        if not self._may_take(host):
+            return None
+        order = self._idle_order
+        if order and order[0][1] < monotonic() - (self._keepalive_timeout or 0.0):
+            self._expire(monotonic())  # (listed only with a keepalive_timeout)
+        self._take(host)
+        conn = self._take_idle(host)
+        if conn is None:  # all of them were closed while idle: the slot goes back
+            self._free(host)
+            return None
+        self._busy.add(conn)
+        return conn
+
     # --- HTTP/2 ---
 
     async def _h2_stream(

@@ -18,6 +18,7 @@ import sys
 import weakref
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
     import asyncio
 
 __all__ = [
+    "WATCHED",
     "Deadline",
+    "DeadlineExpired",
     "NetworkStream",
     "Receiver",
     "Timer",
@@ -60,6 +63,8 @@ class NetworkStream(Protocol):
     """Called once, at the first `close` (the pool times connections for metrics with it)."""
     pulls: bool
     """True if bytes are only read when asked for (`pump`, `read_nowait`): trio."""
+    watched: bool
+    """True if its waits end at a watched `Deadline` (`WATCHED`): plain TCP on trio."""
 
     async def pump(self) -> None:
         """Wait until at least one `feed_data` or `feed_eof` has reached the receiver."""
@@ -161,29 +166,49 @@ def _clock(loop: asyncio.AbstractEventLoop | None) -> float:
     return anyio.current_time() if trio is None else float(trio.current_time())
 
 
+class DeadlineExpired(BaseException):
+    """Raised inside a watched `Deadline`'s block once it has passed; the `Deadline` takes it
+    back (`expired`). A BaseException, as a cancellation: no `except Exception` stops it."""
+
+
+WATCHED: ContextVar[Deadline | None] = ContextVar("compat_watched_deadline", default=None)
+"""The watched `Deadline` the current task is in, if any (trio only; see `Deadline`)."""
+
+
 class Deadline:
     """Cancel the `with` block at `when` (`current_time()` clock); `expired` says if it did.
 
     On asyncio (3.11+) the loop's `_Watchdog` cancels the task, undone with `Task.uncancel`
     as `asyncio.timeout_at` does, without its object and coroutines: every request opens one.
     On trio, trio's own cancel scope (anyio's wraps it; trio is loaded whenever it runs);
-    elsewhere an anyio cancel scope. A plain context manager: entering awaits nothing."""
+    elsewhere an anyio cancel scope. A plain context manager: entering awaits nothing.
+
+    `watched=True` (trio): the caller promises that no code but ours runs in the block, so no
+    cancel scope (trio's costs a quarter of a request): the run's `_Watchdog` marks the
+    deadline `fired` and wakes the one socket wait it is in (`waiting_on`, through
+    `notify_closing`; that connection is dropped anyway). Our waits on such a socket check it
+    (`WATCHED`) and raise `DeadlineExpired`; any other wait in the block must be
+    inside `covering()`, a cancel scope of its own."""
 
     __slots__ = (
         "_cancelling",
         "_delay",
-        "_fired",
         "_scope",
         "_task",
+        "_token",
+        "_watch",
         "_watchdog",
         "expired",
+        "fired",
+        "waiting_on",
         "when",
     )
 
-    def __init__(self, when: float, delay: float | None = None) -> None:
+    def __init__(self, when: float, delay: float | None = None, watched: bool = False) -> None:
         """With `delay`, the deadline is that many seconds after entering (0: none)."""
         self.when = when
         self._delay = delay
+        self._watch = watched
         self._watchdog: _Watchdog | None = None
         self._scope: Any = None
         self.expired = False
@@ -199,6 +224,16 @@ class Deadline:
         loop = running_loop()
         if delay is not None:  # the clock read with the loop already in hand
             self.when = _clock(loop) + delay
+        if loop is None and self._watch:  # trio, no code but ours inside: no scope
+            from ._trio import watchdog as trio_watchdog
+
+            self._task: Any = None
+            self.fired = False
+            self.waiting_on: socket.socket | None = None
+            self._watchdog = trio_watchdog()
+            self._watchdog.add(self)
+            self._token = WATCHED.set(self)
+            return self
         if loop is None:  # trio: the request's one cancel scope
             self._scope = sys.modules["trio"].CancelScope(deadline=self.when)
         elif _HAS_ASYNCIO_TIMEOUT:
@@ -207,7 +242,7 @@ class Deadline:
                 raise RuntimeError("Timeout should be used inside a task")
             self._task = task
             self._cancelling = task.cancelling()
-            self._fired = False
+            self.fired = False
             watchdog = _watchdog(loop)
             watchdog.add(self)
             self._watchdog = watchdog
@@ -219,8 +254,17 @@ class Deadline:
 
     def expire(self) -> None:
         """The deadline has come (the watchdog calls it once)."""
-        self._fired = True
-        self._task.cancel()
+        self.fired = True
+        if self._task is not None:
+            self._task.cancel()
+        elif self.waiting_on is not None:  # (watched) its wait ends with ClosedResourceError
+            sys.modules["trio"].lowlevel.notify_closing(self.waiting_on)
+
+    def covering(self) -> _Covered:
+        """For waits in a watched block that are not a watched socket's (a new connection,
+        the pool's queue, TLS, HTTP/2, httpx): a cancel scope at the deadline whose expiry
+        raises `DeadlineExpired`, with `WATCHED` cleared inside (its waits are the scope's)."""
+        return _Covered(self.when)
 
     def __exit__(
         self,
@@ -231,10 +275,16 @@ class Deadline:
         watchdog = self._watchdog
         if watchdog is not None:
             watchdog.discard(self)
+            if self._task is None:  # watched (trio)
+                WATCHED.reset(self._token)
+                if exc_type is not None and issubclass(exc_type, DeadlineExpired):
+                    self.expired = True
+                    return True
+                return False
             # Fired: our cancel is taken back (uncancel, always); if no other cancel is
             # pending and the block ended cancelled, it timed out (asyncio.Timeout's rule).
             if (
-                self._fired
+                self.fired
                 and self._task.uncancel() <= self._cancelling
                 and exc_type is sys.modules["asyncio"].CancelledError
             ):
@@ -248,22 +298,48 @@ class Deadline:
         return False
 
 
+class _Covered:
+    """`Deadline.covering()`: a trio cancel scope at the deadline; `DeadlineExpired` if it
+    fired (so the wait does not just end: the watched `Deadline` takes it back)."""
+
+    __slots__ = ("_scope", "_token")
+
+    def __init__(self, when: float) -> None:
+        self._scope = sys.modules["trio"].CancelScope(deadline=when)
+
+    def __enter__(self) -> None:
+        self._token = WATCHED.set(None)
+        self._scope.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._scope.__exit__(exc_type, exc, tb)  # (it swallows only its own cancellation)
+        WATCHED.reset(self._token)
+        if self._scope.cancelled_caught:
+            raise DeadlineExpired
+
+
 class _Watchdog:
     """One asyncio loop timer for all of the loop's pending `Deadline`s, armed at the earliest.
 
     A timer per request (a handle made, pushed on the loop's heap, cancelled, later popped) is
     about 6% of an untraced request's instructions; here a request whose deadline is not the
     earliest (the usual case: one `ClientTimeout.total` for all) costs a dict entry. When the
-    timer fires it expires what is due and re-arms for the earliest left."""
+    timer fires it expires what is due and re-arms for the earliest left. (trio's, for watched
+    deadlines, is `_trio.TrioWatchdog`: the same with a trio timer.)"""
 
     __slots__ = ("_at", "_pending", "_timer", "loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
         # The loop and its timer (which refers to the loop) are held weakly: `_watchdogs` is
         # keyed by the loop, and an armed timer is kept alive by the loop's own schedule.
-        self.loop = weakref.ref(loop)
+        self.loop = None if loop is None else weakref.ref(loop)
         self._pending: dict[Deadline, None] = {}
-        self._timer: weakref.ref[asyncio.TimerHandle] | None = None
+        self._timer: Any = None
         self._at = math.inf
 
     def add(self, deadline: Deadline) -> None:
@@ -275,19 +351,28 @@ class _Watchdog:
         """A block ended: forgotten (an armed timer stays; it re-arms for what is left)."""
         self._pending.pop(deadline, None)
 
+    def _now(self) -> float | None:
+        loop = None if self.loop is None else self.loop()
+        return None if loop is None else loop.time()
+
+    def _schedule(self, when: float) -> Any:
+        """A timer that calls `_fire` at `when` (something with `cancel()`), None if it cannot."""
+        loop = None if self.loop is None else self.loop()
+        return None if loop is None else weakref.ref(loop.call_at(when, self._fire))
+
+    def _armed(self) -> Any:
+        return None if self._timer is None else self._timer()
+
     def _arm(self, when: float) -> None:
-        loop = self.loop()
-        if loop is None:
-            return
-        timer = None if self._timer is None else self._timer()
+        timer = self._armed()
         if timer is not None:
             timer.cancel()
         self._at = when
-        self._timer = weakref.ref(loop.call_at(when, self._fire))
+        self._timer = self._schedule(when)
 
     def _fire(self) -> None:
-        loop = self.loop()  # (alive: it is running this callback)
-        due = self._at if loop is None else max(self._at, loop.time())
+        now = self._now()  # (the loop is alive: it is running this callback)
+        due = self._at if now is None else max(self._at, now)
         self._timer = None
         self._at = math.inf
         pending = self._pending
@@ -308,7 +393,7 @@ def _watchdog(loop: asyncio.AbstractEventLoop) -> _Watchdog:
     """The loop's watchdog (the last one used is at hand without a weak-dict lookup)."""
     global _last_watchdog
     watchdog = _last_watchdog
-    if watchdog is None or watchdog.loop() is not loop:
+    if watchdog is None or watchdog.loop is None or watchdog.loop() is not loop:
         watchdog = _watchdogs.get(loop)
         if watchdog is None:
             watchdog = _watchdogs[loop] = _Watchdog(loop)

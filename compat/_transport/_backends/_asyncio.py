@@ -52,6 +52,7 @@ class AsyncioStream(asyncio.BufferedProtocol):
     )
 
     pulls = False
+    watched = False  # (asyncio deadlines cancel the task: nothing to watch)
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop

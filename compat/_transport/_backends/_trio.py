@@ -23,9 +23,16 @@ from typing import Any, cast
 
 import trio
 
-from . import NetworkStream, Receiver, socket_address
+from . import (
+    WATCHED,
+    DeadlineExpired,
+    NetworkStream,
+    Receiver,
+    _Watchdog,
+    socket_address,
+)
 
-__all__ = ["TrioStream", "TrioTLSStream", "call_later", "open_tcp", "open_unix"]
+__all__ = ["TrioStream", "TrioTLSStream", "call_later", "open_tcp", "open_unix", "watchdog"]
 
 # As asyncio's selector transports: a 64 KiB body is one read, not two.
 _READ_SIZE = 256 * 1024
@@ -39,7 +46,8 @@ _YIELD_EVERY = 16
 
 
 class TrioStream:
-    """Plain TCP (or a Unix socket)."""
+    """Plain TCP (or a Unix socket). Its socket waits honour a watched `Deadline`: woken at
+    it (see `Deadline`), they raise `DeadlineExpired`."""
 
     __slots__ = (
         "_buffer",
@@ -52,6 +60,7 @@ class TrioStream:
         "receiver",
     )
     pulls = True
+    watched = True
 
     def __init__(self, raw: socket.socket) -> None:
         self._raw = raw
@@ -87,11 +96,21 @@ class TrioStream:
         self._sent = False
         while True:
             if waited:
+                watched = WATCHED.get()
+                if watched is not None:
+                    if watched.fired:
+                        raise DeadlineExpired
+                    watched.waiting_on = raw
                 try:
                     await trio.lowlevel.wait_readable(raw)
-                except trio.ClosedResourceError as exc:  # closed by another task
+                except trio.ClosedResourceError as exc:  # closed by another task, or expired
+                    if watched is not None and watched.fired:
+                        raise DeadlineExpired from None
                     self._end(exc)
                     return
+                finally:
+                    if watched is not None:
+                        watched.waiting_on = None
             try:
                 size = raw.recv_into(self._buffer)
             except (BlockingIOError, InterruptedError):
@@ -137,7 +156,7 @@ class TrioStream:
                 try:
                     sent = raw.send(rest)
                 except (BlockingIOError, InterruptedError):
-                    await trio.lowlevel.wait_writable(raw)
+                    await _wait_writable(raw)
                     continue
                 if sent == len(rest):
                     self._sent = True
@@ -188,6 +207,7 @@ class TrioTLSStream(TrioStream):
     """TLS: trio's `SSLStream` on the socket; the socket is still closed directly."""
 
     __slots__ = ("_ssl_object", "_tls")
+    watched = False  # its waits are `SSLStream`'s: a watched request covers them (`covering`)
 
     def __init__(self, tls: trio.SSLStream[Any], raw: socket.socket, obj: ssl.SSLObject) -> None:
         super().__init__(raw)
@@ -290,6 +310,57 @@ def _receive_buffer() -> memoryview:
         buffer = memoryview(bytearray(_READ_SIZE))
         _RECEIVE_BUFFER.set(buffer)
         return buffer
+
+
+async def _wait_writable(raw: socket.socket) -> None:
+    """`wait_writable`, ended by a watched `Deadline` as `pump`'s read wait is."""
+    watched = WATCHED.get()
+    if watched is None:
+        await trio.lowlevel.wait_writable(raw)
+        return
+    if watched.fired:
+        raise DeadlineExpired
+    watched.waiting_on = raw
+    try:
+        await trio.lowlevel.wait_writable(raw)
+    except trio.ClosedResourceError:
+        if watched.fired:
+            raise DeadlineExpired from None
+        raise
+    finally:
+        watched.waiting_on = None
+
+
+class TrioWatchdog(_Watchdog):
+    """The run's watchdog of watched `Deadline`s: the asyncio one's logic, on a trio timer."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def _now(self) -> float:
+        return trio.current_time()
+
+    def _schedule(self, when: float) -> _SystemTimer:
+        return _SystemTimer(when - trio.current_time(), self._fire)
+
+    def _armed(self) -> _SystemTimer | None:
+        timer: _SystemTimer | None = self._timer
+        return timer
+
+
+_WATCHDOG: trio.lowlevel.RunVar[TrioWatchdog] = trio.lowlevel.RunVar("compat_watchdog")
+
+
+def watchdog() -> TrioWatchdog:
+    """The current trio run's watchdog (made at its first watched `Deadline`)."""
+    try:
+        return _WATCHDOG.get()
+    except LookupError:
+        found = TrioWatchdog()
+        _WATCHDOG.set(found)
+        return found
 
 
 def _readable(raw: socket.socket) -> bool:
