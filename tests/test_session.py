@@ -639,6 +639,47 @@ async def test_an_untraced_request_times_out_on_a_reused_connection(server: Test
             assert await resp.text() == "slow"
 
 
+async def test_untraced_deadlines_on_reused_connections_fire_each_at_its_own_time(
+    server: TestServer,
+) -> None:
+    """Watched deadlines share one timer per run (as asyncio's share one per loop): a shorter
+    one that starts while a longer one is pending fires on time and alone; and a request
+    cancelled from outside still frees its connection."""
+    async with compat.ClientSession(connector=compat.TCPConnector(limit=10)) as session:
+        async with anyio.create_task_group() as tg:  # two idle connections to reuse
+            for _ in range(2):
+                tg.start_soon(_read_ok, session, server.url_for("/slow?delay=0.1"))
+        assert session.connector.stats().idle == 2
+        bodies: list[str] = []
+
+        async def patient() -> None:
+            timeout = compat.ClientTimeout(total=30)
+            async with session.get(server.url_for("/slow?delay=1.5"), timeout=timeout) as resp:
+                bodies.append(await resp.text())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(patient)
+            await anyio.sleep(0.1)  # (the patient request is waiting for its answer)
+            started = anyio.current_time()
+            with anyio.fail_after(5), pytest.raises(TimeoutError):
+                await session.get(
+                    server.url_for("/slow?delay=3"), timeout=compat.ClientTimeout(total=0.3)
+                )
+            assert anyio.current_time() - started < 1.2
+            assert bodies == []  # the patient one is still waiting, not woken
+        assert bodies == ["slow"]
+        with anyio.move_on_after(0.2) as scope:
+            await session.get(server.url_for("/slow?delay=2"))
+        assert scope.cancelled_caught
+        assert session.connector.stats().in_use == 0
+        assert await _read_ok(session, server.url_for("/ok")) == "ok"
+
+
+async def _read_ok(session: compat.ClientSession, url: str) -> str:
+    async with session.get(url) as resp:
+        return await resp.text()
+
+
 async def test_an_untraced_request_s_deadline_bounds_connecting_and_queueing(
     server: TestServer,
 ) -> None:
