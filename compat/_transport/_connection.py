@@ -196,6 +196,13 @@ class Exchange:
         conn = self._conn
         return None if conn is None else conn.stream
 
+    @property
+    def watched(self) -> bool:
+        """Its body's waits are a watched socket's (HTTP/1.1 on plain TCP on trio): a read of
+        it can run under a watched `Deadline`."""
+        conn = self._conn
+        return isinstance(conn, HTTP11Connection) and conn.stream.watched
+
     async def read(self, max_bytes: int) -> bytes:
         """Up to `max_bytes` of the body as it came (still encoded); b"" at its end."""
         chunks = self._chunks
