@@ -166,6 +166,18 @@ def _clock(loop: asyncio.AbstractEventLoop | None) -> float:
     return anyio.current_time() if trio is None else float(trio.current_time())
 
 
+_trio_watchdog: Callable[[], _Watchdog] | None = None
+"""`_trio.watchdog`, kept at its first use: an import statement per request costs ~1.5 us."""
+
+
+def _load_trio_watchdog() -> Callable[[], _Watchdog]:
+    global _trio_watchdog
+    from ._trio import watchdog  # (only where trio runs: importing it loads trio)
+
+    _trio_watchdog = watchdog
+    return watchdog
+
+
 class DeadlineExpired(BaseException):
     """Raised inside a watched `Deadline`'s block once it has passed; the `Deadline` takes it
     back (`expired`). A BaseException, as a cancellation: no `except Exception` stops it."""
@@ -225,12 +237,10 @@ class Deadline:
         if delay is not None:  # the clock read with the loop already in hand
             self.when = _clock(loop) + delay
         if loop is None and self._watch:  # trio, no code but ours inside: no scope
-            from ._trio import watchdog as trio_watchdog
-
             self._task: Any = None
             self.fired = False
             self.waiting_on: socket.socket | None = None
-            self._watchdog = trio_watchdog()
+            self._watchdog = (_trio_watchdog or _load_trio_watchdog())()
             self._watchdog.add(self)
             self._token = WATCHED.set(self)
             return self
