@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -659,7 +660,9 @@ async def test_untraced_deadlines_on_reused_connections_fire_each_at_its_own_tim
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(patient)
-            await anyio.sleep(0.1)  # (the patient request is waiting for its answer)
+            with anyio.fail_after(5):
+                while session.connector.stats().idle != 1:  # the patient one took its connection
+                    await anyio.lowlevel.checkpoint()
             started = anyio.current_time()
             with anyio.fail_after(5), pytest.raises(TimeoutError):
                 await session.get(
