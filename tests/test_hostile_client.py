@@ -636,6 +636,33 @@ async def test_non_ascii_header_values_as_aiohttp(
         await assert_usable(session, wire)
 
 
+async def test_remembered_header_lists_check_every_new_list_and_keep_no_secret(
+    anyio_backend: str, wire: RecordingServer
+) -> None:
+    # The transport remembers header lists it has checked (most requests repeat one). A list
+    # that differs by one CR must still be refused after its clean twin was sent many times,
+    # and a list with a credential or a cookie in it is never kept beyond its request.
+    from compat._transport import _connection
+
+    secret = "Bearer s3cret-token-remembered"
+    async with compat.ClientSession() as session:
+        for _ in range(3):
+            async with session.get(wire.url("/ok"), headers={"X-Note": "fine"}) as resp:
+                assert await resp.read() == b"ok"
+        wire.clear()
+        with pytest.raises(ValueError, match="Newline or carriage return"):
+            await session.get(wire.url("/ok"), headers={"X-Note": "fine\r\nX-Injected: 1"})
+        assert not wire.heads, f"a header with a CR reached the wire: {wire.heads}"
+        for headers in ({"Authorization": secret}, {"Cookie": f"sid={secret}"}):
+            async with session.get(wire.url("/ok"), headers=headers) as resp:
+                assert await resp.read() == b"ok"
+        sent = [h.values(n) for h, n in zip(wire.heads, ("Authorization", "Cookie"), strict=True)]
+        assert sent == [[secret.encode()], [f"sid={secret}".encode()]]
+    kept = repr(list(_connection._fields_of.items()))
+    assert "X-Note: fine" in kept, "the clean list was not remembered: nothing is tested here"
+    assert "s3cret" not in kept, "a credential stayed in the transport's remembered headers"
+
+
 # --- 6. bad URLs and bad argument types ---
 
 

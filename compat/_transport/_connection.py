@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import anyio
 import httptools
+from multidict import istr
 
 from .._exceptions import (
     BadHttpMessage,
@@ -833,11 +834,36 @@ def is_token(value: str) -> bool:
     return True
 
 
+_SECRET_FIELDS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_PLAIN = (str, istr)  # (a multidict's names are istr)
+_fields_of: dict[tuple[tuple[str, str], ...], str] = {}
+"""Header fields already checked and joined, by header list: most requests send one of a few
+(the session's default headers and a Host). Lists with a secret in them are not kept."""
+
+
 def request_head(method: str, target: str, headers: list[tuple[str, str]]) -> bytes:
     """The request line and headers, UTF-8 encoded as aiohttp does.
 
     CR, LF and NUL never reach the wire: a header that holds one is refused, as a header name
-    that is not a token is (a name is checked once per process, values on every request)."""
+    that is not a token is. A header list is checked once while it is remembered."""
+    try:
+        key = tuple(headers)
+        fields = _fields_of.get(key)
+    except TypeError:  # an unhashable value: refused below, in aiohttp's words
+        key, fields = (), None
+    if fields is None:
+        fields = _header_fields(headers)
+        if key and all(
+            type(name) in _PLAIN and type(value) is str and name.lower() not in _SECRET_FIELDS
+            for name, value in headers
+        ):
+            if len(_fields_of) >= 256:
+                _fields_of.clear()
+            _fields_of[key] = fields
+    return f"{method} {target} HTTP/1.1\r\n{fields}\r\n".encode()
+
+
+def _header_fields(headers: list[tuple[str, str]]) -> str:
     for name, value in headers:
         if not isinstance(value, str) or not isinstance(name, str):
             bad = value if not isinstance(value, str) else name
@@ -855,7 +881,7 @@ def request_head(method: str, target: str, headers: list[tuple[str, str]]) -> by
     for name, _ in headers:
         if name not in _tokens and not is_token(name):
             raise ValueError(f"Invalid HTTP header name: {name!r}")
-    return f"{method} {target} HTTP/1.1\r\n{lines}\r\n".encode()
+    return lines
 
 
 _BYTES_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
