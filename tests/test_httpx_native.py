@@ -266,6 +266,26 @@ async def test_respx_mocks_client_session_requests(recorder: Recorder, using: st
     assert recorder.names()[0] == "request_start" and recorder.names()[-1] == "request_end"
 
 
+@pytest.mark.parametrize("using", ["httpcore", "httpx"])
+async def test_a_mock_started_between_two_requests_is_seen_and_its_end_too(
+    server: TestServer, using: str
+) -> None:
+    # The session remembers the hooks a mocker replaces as last found unpatched; a mock that
+    # starts after real requests (and ends before the next) must still be noticed each time.
+    real = server.url_for("/ok")
+    async with compat.ClientSession() as session:
+        for _ in range(2):
+            async with session.get(real) as resp:
+                assert (resp.status, await resp.text()) == (200, "ok")
+        with respx.mock(using=using, assert_all_called=True) as mock:
+            route = mock.get(real).respond(203, text="mocked")
+            async with session.get(real) as resp:
+                assert (resp.status, await resp.text()) == (203, "mocked")
+        async with session.get(real) as resp:
+            assert (resp.status, await resp.text()) == (200, "ok")
+    assert route.call_count == 1
+
+
 # --- 2. transport arguments: honoured, or refused by name ---
 
 
