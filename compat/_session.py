@@ -437,9 +437,13 @@ class ClientSession:
                 raise ValueError(f"Method cannot contain non-token characters: {method!r}")
             if not url.host or not url.scheme:
                 raise InvalidUrlClientError(url)
-            payload = make_body(data, json, json_serialize=self._json_serialize)
-            body, content_type, size = payload.content, payload.content_type, payload.size
-            body_headers = payload.headers
+            body_headers: tuple[tuple[str, str], ...] = ()
+            if data is None and json is None:  # (what make_body gives for it, without a call)
+                body, content_type, size = None, None, None
+            else:
+                payload = make_body(data, json, json_serialize=self._json_serialize)
+                body, content_type, size = payload.content, payload.content_type, payload.size
+                body_headers = payload.headers
             # No code but ours runs in the block (no handlers, middlewares, body iterators or
             # mocks): on trio its deadline needs no cancel scope (see `Deadline`).
             watched = (body is None or type(body) is bytes) and not (

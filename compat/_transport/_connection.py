@@ -396,7 +396,8 @@ class HTTP11Connection:
     async def _write(self, exchange: Exchange, head: bytes, body: Body) -> None:
         trace = exchange.trace
         plan = trace.plan
-        send = _sender(self.stream, exchange.write_timeout)
+        timeout = exchange.write_timeout
+        send = self.stream.send if timeout is None else _sender(self.stream, timeout)
         self._writing = True
         try:
             if body is None or isinstance(body, bytes):
@@ -766,10 +767,8 @@ def _after_heads(data: bytes, heads: int) -> bytes:
     return data[pos:]
 
 
-def _sender(stream: NetworkStream, timeout: float | None) -> Callable[[bytes], Any]:
-    """The stream's `send`, each call bounded by `timeout` if there is one (httpx's `write`)."""
-    if timeout is None:
-        return stream.send
+def _sender(stream: NetworkStream, timeout: float) -> Callable[[bytes], Any]:
+    """The stream's `send`, each call bounded by `timeout` (httpx's `write`)."""
 
     async def send(data: bytes) -> None:
         with anyio.move_on_after(timeout) as scope:

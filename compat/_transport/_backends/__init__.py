@@ -233,9 +233,10 @@ class Deadline:
         elif not delay:
             self.when = math.inf
             return self
-        loop = running_loop()
+        asyncio = sys.modules.get("asyncio")  # (`running_loop()` and `_clock()`, inline: hot)
+        loop = None if asyncio is None else asyncio._get_running_loop()
         if delay is not None:  # the clock read with the loop already in hand
-            self.when = _clock(loop) + delay
+            self.when = (_clock(None) if loop is None else loop.time()) + delay
         if loop is None and self._watch:  # trio, no code but ours inside: no scope
             self._task: Any = None
             self.fired = False
@@ -247,13 +248,15 @@ class Deadline:
         if loop is None:  # trio: the request's one cancel scope
             self._scope = sys.modules["trio"].CancelScope(deadline=self.when)
         elif _HAS_ASYNCIO_TIMEOUT:
-            task = sys.modules["asyncio"].current_task(loop)
+            task = asyncio.current_task(loop)  # type: ignore[union-attr]
             if task is None:
                 raise RuntimeError("Timeout should be used inside a task")
             self._task = task
             self._cancelling = task.cancelling()
             self.fired = False
-            watchdog = _watchdog(loop)
+            watchdog = _last_watchdog
+            if watchdog is None or watchdog.loop is None or watchdog.loop() is not loop:
+                watchdog = _watchdog(loop)
             watchdog.add(self)
             self._watchdog = watchdog
             return self
