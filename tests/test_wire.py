@@ -462,6 +462,21 @@ async def test_header_names_keep_the_wire_case(hostile: HostileServer) -> None:
             assert await resp.read() == b"hi"
 
 
+async def test_a_repeated_header_s_first_value_is_the_one_used(hostile: HostileServer) -> None:
+    # aiohttp 3.14.5 (observed): content_type and charset come from the first Content-Type
+    # field, whatever the case of the later ones (CIMultiDict.get).
+    headers = [
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("content-type", "text/html; charset=latin-1"),
+    ]
+    hostile.script = first_then([R(200, b'{"a": 1}', headers)])
+    async with checked_session(hostile) as session:
+        async with session.get(hostile.url_for("/first")) as resp:
+            assert (resp.content_type, resp.charset) == ("application/json", "utf-8")
+            assert await resp.json() == {"a": 1}
+            assert resp.headers.getall("Content-Type") == [v for _, v in headers]
+
+
 async def test_known_header_names_are_canonicalised_as_aiohttp(hostile: HostileServer) -> None:
     # facts §9: "...but canonicalises known ones (CONTENT-LENGTH → Content-Length, Set-COOKIE
     # → Set-Cookie)" (confirmed: keys Content-Type, Set-Cookie, Content-Length).
