@@ -4,7 +4,8 @@
 
 Starts `benchmarks/server.py` in its own process on 127.0.0.1 (a keep-alive HTTP/1.1 server, fixed
 13-byte or 64 KiB bodies), then, in each round, runs every variant (see `benchmarks.clients`) once
-per scenario (one at a time / 50 in flight, 13 B / 64 KiB), the variants' order rotated each round
+per scenario (one at a time / 50 in flight, 13 B / 64 KiB; and 50 in flight, 13 B under a typical
+12-header head, which carries no target), the variants' order rotated each round
 so machine drift hits all alike. One measurement: a fresh event loop and client, a warm-up that opens
 the connections the scenario needs (20 requests one at a time; 50 at once at 50 in flight), then a
 timed section that stops starting requests after `--seconds` or `--max-requests`, whichever first.
@@ -22,7 +23,7 @@ other processes took during the measurements (/proc).
 
 Bounds: every measurement is bounded in requests and seconds, and fails after `--seconds` + 10 s
 whatever happens; a variant that fails is reported and not retried in later rounds; no measurement
-starts after `--max-seconds`. Default: 5 rounds of 0.8 s measurements (about 4 minutes on 2 cores);
+starts after `--max-seconds`. Default: 5 rounds of 0.8 s measurements (about 5 minutes on 2 cores);
 `--quick`: 3 rounds of 0.15 s (under a minute).
 """
 
@@ -59,6 +60,7 @@ class Scenario:
     path: str
     body_size: int
     concurrency: int
+    targeted: bool = True  # the speed issue's targets are set on it
 
 
 SCENARIOS = [
@@ -66,6 +68,9 @@ SCENARIOS = [
     Scenario("50 in flight, 13 B", "/small", 13, 50),
     Scenario("one at a time, 64 KiB", "/big", 64 * 1024, 1),
     Scenario("50 in flight, 64 KiB", "/big", 64 * 1024, 50),
+    # The others answer with 2 headers; real servers send a dozen, and a header costs a
+    # Python client more than aiohttp's C parser: this one says how much (no target on it).
+    Scenario("50 in flight, 13 B, 12 headers", "/headers", 13, 50, targeted=False),
 ]
 
 REFERENCE = "aiohttp (asyncio)"
@@ -260,8 +265,8 @@ class Goal:
 def goals() -> list[Goal]:
     """The speed issue's targets (by CPU per request), one check per scenario and backend."""
     checks: list[Goal] = []
-    one = [s.title for s in SCENARIOS if s.concurrency == 1]
-    many = [s.title for s in SCENARIOS if s.concurrency > 1]
+    one = [s.title for s in SCENARIOS if s.concurrency == 1 and s.targeted]
+    many = [s.title for s in SCENARIOS if s.concurrency > 1 and s.targeted]
     for backend in ("asyncio", "trio"):
         for title in one:
             checks.append(

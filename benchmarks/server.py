@@ -1,7 +1,8 @@
 """A minimal keep-alive HTTP/1.1 server for the benchmarks: `python benchmarks/server.py`.
 
 asyncio protocol, no framework: it answers every request with a fixed body, so the client is
-what gets measured. `/big` answers 64 KiB, anything else 13 bytes. It listens on 127.0.0.1 only,
+what gets measured. `/big` answers 64 KiB, `/headers` 13 bytes under a
+typical server's 12 headers, anything else 13 bytes under 2. It listens on 127.0.0.1 only,
 prints its port, and exits when its parent process goes away or after `--lifetime` seconds.
 """
 
@@ -21,7 +22,17 @@ def _reply(body: bytes) -> bytes:
     return head.encode() + body
 
 
-_REPLIES = {b"/big": _reply(_BIG)}
+# `/headers`: the small body under the head a typical web server sends (12 headers, ~400 B)
+_TYPICAL = (
+    b"HTTP/1.1 200 OK\r\nDate: Thu, 03 Dec 2026 12:00:00 GMT\r\nServer: nginx/1.27.1\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 13\r\n"
+    b"Connection: keep-alive\r\nCache-Control: private, max-age=0\r\n"
+    b'ETag: "5f3c-1a2b3c4d"\r\nLast-Modified: Wed, 02 Dec 2026 08:30:00 GMT\r\n'
+    b"Vary: Accept-Encoding\r\nX-Request-Id: 7b2f6c1e-9d4a-4e8b-a1f3-2c5d8e9b0a17\r\n"
+    b"Strict-Transport-Security: max-age=31536000\r\nX-Content-Type-Options: nosniff\r\n"
+    b"\r\n" + _SMALL
+)
+_REPLIES = {b"/big": _reply(_BIG), b"/headers": _TYPICAL}
 _DEFAULT = _reply(_SMALL)
 
 
