@@ -403,14 +403,13 @@ _last_watchdog: _Watchdog | None = None
 
 
 def _watchdog(loop: asyncio.AbstractEventLoop) -> _Watchdog:
-    """The loop's watchdog (the last one used is at hand without a weak-dict lookup)."""
+    """The loop's watchdog, found (or made) and kept as `_last_watchdog`: `Deadline` takes
+    the last one used without this call while it is still the running loop's."""
     global _last_watchdog
-    watchdog = _last_watchdog
-    if watchdog is None or watchdog.loop is None or watchdog.loop() is not loop:
-        watchdog = _watchdogs.get(loop)
-        if watchdog is None:
-            watchdog = _watchdogs[loop] = _Watchdog(loop)
-        _last_watchdog = watchdog
+    watchdog = _watchdogs.get(loop)
+    if watchdog is None:
+        watchdog = _watchdogs[loop] = _Watchdog(loop)
+    _last_watchdog = watchdog
     return watchdog
 
 
