@@ -493,14 +493,10 @@ class _BodyStream:
 
     async def within_deadline(self, read: Callable[[], Awaitable[_T]]) -> _T:
         """Run a read under `ClientTimeout.total`: one cancel scope per read call, none on
-        trio when the read runs no code but ours (no body signal listens; see `Deadline`)."""
+        trio when its waits are a watched socket's (body signals run guarded; see `Deadline`)."""
         if self._deadline == math.inf or self._exchange.complete:
             return await read()  # nothing left to wait for: no timer needed
-        plan = self._trace.plan
-        watched = self._exchange.watched and not (
-            plan.on_response_chunk_received or plan.on_response_body_complete
-        )
-        with Deadline(self._deadline, None, watched):
+        with Deadline(self._deadline, None, self._exchange.watched):
             return await read()
         self.close()
         raise TotalTimeoutError("Timeout reading the response body (ClientTimeout.total)")

@@ -444,10 +444,10 @@ class ClientSession:
                 payload = make_body(data, json, json_serialize=self._json_serialize)
                 body, content_type, size = payload.content, payload.content_type, payload.size
                 body_headers = payload.headers
-            # No code but ours runs in the block (no handlers, middlewares, body iterators or
-            # mocks): on trio its deadline needs no cancel scope (see `Deadline`).
+            # No code but ours runs in the block (no middlewares, body iterators or mocks; trace
+            # handlers run guarded): on trio its deadline needs no cancel scope (see `Deadline`).
             watched = (body is None or type(body) is bytes) and not (
-                tracer.configs or options.middlewares or upload_tracker is not None
+                options.middlewares or upload_tracker is not None
             )
             with Deadline(math.inf, timeout.total, watched) as scope:
                 options.deadline = scope.when

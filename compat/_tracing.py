@@ -18,6 +18,7 @@ from yarl import URL
 
 from ._params import request_end_params, request_exception_params, request_start_params
 from ._signals import Signal
+from ._transport._backends import WATCHED
 
 __all__ = ["NO_TRACE", "SIGNAL_NAMES", "RequestTrace", "TraceConfig", "Tracer"]
 
@@ -225,11 +226,15 @@ class RequestTrace:
 
     def send(self, targets: Targets, params: object) -> Awaitable[None]:
         """Await the result: the handlers run in order. A lone handler's own coroutine is
-        handed back as it is, one coroutine less per signal (the usual case)."""
+        handed back as it is, one coroutine less per signal (the usual case). Inside a
+        watched deadline (trio, see `Deadline`) they run guarded, bounded by it."""
         if len(targets) == 1:
             index, handler = targets[0]
-            return handler(self.owner, self.ctxs[index], params)  # type: ignore[no-any-return]
-        return self._send_all(targets, params)
+            sending: Awaitable[None] = handler(self.owner, self.ctxs[index], params)
+        else:
+            sending = self._send_all(targets, params)
+        watched = WATCHED.get()
+        return sending if watched is None else watched.guarded(sending)
 
     async def _send_all(self, targets: Targets, params: object) -> None:
         owner = self.owner

@@ -755,6 +755,124 @@ async def test_total_timeout_covers_the_body(server: TestServer) -> None:
         assert session.connector.stats().in_use == 0
 
 
+@pytest.mark.parametrize("signal", ["on_connection_reuseconn", "on_request_headers_sent"])
+async def test_a_handler_waiting_past_the_total_timeout_is_cut_and_frees_the_connection(
+    server: TestServer, recorder: Recorder, signal: str
+) -> None:
+    """The total timeout bounds the handlers a request runs (aiohttp's does). On trio a
+    traced request on a reused connection has no cancel scope of its own (`Deadline.guarded`):
+    a handler that waits is still cut at the deadline, by a `Cancelled` it can see."""
+    seen: list[str] = []
+
+    async def hang(session: Any, ctx: Any, params: Any) -> None:
+        if ctx.trace_request_ctx != "hang":
+            return
+        try:
+            await anyio.sleep(10)
+        except anyio.get_cancelled_exc_class():
+            seen.append("cancelled")
+            raise
+
+    getattr(recorder.config, signal).append(hang)
+    connector = compat.TCPConnector(limit=1)
+    timeout = compat.ClientTimeout(total=0.3)
+    async with compat.ClientSession(
+        connector=connector, timeout=timeout, trace_configs=[recorder.config]
+    ) as session:
+        assert await _read_ok(session, server.url_for("/ok")) == "ok"  # a connection to reuse
+        recorder.clear()
+        started = anyio.current_time()
+        with anyio.fail_after(5), pytest.raises(TimeoutError) as info:
+            await session.get(server.url_for("/ok"), trace_request_ctx="hang")
+        assert 0.25 <= anyio.current_time() - started < 2.5
+        assert seen == ["cancelled"]
+        assert recorder.params("request_exception")[0].exception is info.value
+        assert "connection_reuseconn" in recorder.names()
+        assert session.connector.stats().in_use == 0
+        assert await _read_ok(session, server.url_for("/ok")) == "ok"  # limit=1: it is back
+
+
+async def test_a_handler_with_scopes_and_tasks_of_its_own_runs_to_its_end(
+    server: TestServer, recorder: Recorder
+) -> None:
+    """A handler that waits inside cancel scopes and task groups of its own (as an exporter
+    sending over httpx does) completes, and the request with it: the deadline's scopes around
+    its waits (trio, `Deadline.guarded`) nest inside the handler's."""
+    done: list[str] = []
+
+    async def busy(session: Any, ctx: Any, params: Any) -> None:
+        with anyio.move_on_after(5):
+            await anyio.sleep(0.01)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.sleep, 0.02)
+            await anyio.sleep(0.01)
+        with anyio.move_on_after(0.01) as scope:
+            await anyio.sleep(5)
+        assert scope.cancelled_caught
+        await anyio.lowlevel.checkpoint()
+        done.append(type(params).__name__)
+
+    recorder.config.on_request_headers_sent.append(busy)
+    recorder.config.on_connection_reuseconn.append(busy)
+    timeout = compat.ClientTimeout(total=5)
+    async with compat.ClientSession(timeout=timeout, trace_configs=[recorder.config]) as session:
+        with anyio.fail_after(10):
+            for _ in range(2):  # a new connection, then a reused one
+                assert await _read_ok(session, server.url_for("/ok")) == "ok"
+    assert done == [
+        "TraceRequestHeadersSentParams",
+        "TraceConnectionReuseconnParams",
+        "TraceRequestHeadersSentParams",
+    ]
+    assert recorder.names().count("request_end") == 2
+
+
+@pytest.mark.parametrize("group", ["anyio", "native"])
+async def test_a_handler_waiting_in_its_own_task_group_is_cut_at_the_deadline(
+    server: TestServer, recorder: Recorder, anyio_backend: str, group: str
+) -> None:
+    """The deadline's cancellation reaches a handler parked in a task group of its own (anyio's,
+    or the backend's own); the group's tasks end with it and the request fails with
+    TimeoutError."""
+    if group == "native" and anyio_backend == "trio":
+        import trio
+
+        task_group: Any = trio.open_nursery
+    elif group == "native":
+        if sys.version_info < (3, 11):
+            pytest.skip("asyncio.TaskGroup is 3.11's")
+        task_group = asyncio.TaskGroup
+    else:
+        task_group = anyio.create_task_group
+    ended: list[str] = []
+
+    async def child() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            ended.append("child")
+
+    async def parked(session: Any, ctx: Any, params: Any) -> None:
+        if ctx.trace_request_ctx != "park":
+            return
+        async with task_group() as tg:
+            if hasattr(tg, "start_soon"):
+                tg.start_soon(child)
+            else:
+                tg.create_task(child())
+            await anyio.sleep_forever()
+
+    recorder.config.on_request_headers_sent.append(parked)
+    timeout = compat.ClientTimeout(total=0.3)
+    async with compat.ClientSession(timeout=timeout, trace_configs=[recorder.config]) as session:
+        assert await _read_ok(session, server.url_for("/ok")) == "ok"
+        with anyio.fail_after(5), pytest.raises(TimeoutError):
+            await session.get(server.url_for("/ok"), trace_request_ctx="park")
+        assert ended == ["child"]
+        assert session.connector.stats().in_use == 0
+        assert await _read_ok(session, server.url_for("/ok")) == "ok"
+
+
 async def test_sock_read_timeout_is_a_socket_timeout_error(
     server: TestServer, recorder: Recorder
 ) -> None:

@@ -273,21 +273,26 @@ class ConnectionPool:
         conn = self._take_idle(host)
         if conn is not None:
             self._busy.add(conn)
-            try:
-                plan = trace.plan
-                if plan.on_connection_reuseconn:
-                    await trace.send(plan.on_connection_reuseconn, _params.REUSECONN)
-            except BaseException:
-                self.release(conn)
-                raise
+            if trace.plan.on_connection_reuseconn:
+                await self.reused(conn, trace)
         elif self.http2 and not host.h1_only:
             host.h2_opening = anyio.Event()  # others for this origin wait to see if it is h2
         return conn
 
+    async def reused(self, conn: Connection, trace: RequestTrace) -> None:
+        """`on_connection_reuseconn` for an idle HTTP/1.1 connection just taken (`acquire`,
+        `take_watched`); if a handler fails, the connection goes back."""
+        try:
+            await trace.send(trace.plan.on_connection_reuseconn, _params.REUSECONN)
+        except BaseException:
+            self.release(conn)
+            raise
+
     def take_watched(self, key: Key) -> Connection | None:
-        """`acquire` for a request nobody traces whose waits must watch its deadline: an idle
-        connection of `key` whose stream watches it (plain TCP on trio), with its slot, if
-        one can be had now; else None, nothing taken (`acquire` it is, in a cancel scope)."""
+        """`acquire` for a request whose waits must watch its deadline: an idle connection of
+        `key` whose stream watches it (plain TCP on trio), with its slot, if one can be had
+        now (the caller then sends `reused`); else None, nothing taken (`acquire` it is, in a
+        cancel scope)."""
         if self._closed or self.http2:
             return None
         host = self._hosts.get(key)

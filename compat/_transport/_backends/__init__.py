@@ -17,10 +17,10 @@ import ssl
 import sys
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from contextvars import ContextVar
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from types import CoroutineType, TracebackType, coroutine
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import anyio
 
@@ -195,12 +195,12 @@ class Deadline:
     On trio, trio's own cancel scope (anyio's wraps it; trio is loaded whenever it runs);
     elsewhere an anyio cancel scope. A plain context manager: entering awaits nothing.
 
-    `watched=True` (trio): the caller promises that no code but ours runs in the block, so no
-    cancel scope (trio's costs a quarter of a request): the run's `_Watchdog` marks the
-    deadline `fired` and wakes the one socket wait it is in (`waiting_on`, through
-    `notify_closing`; that connection is dropped anyway). Our waits on such a socket check it
-    (`WATCHED`) and raise `DeadlineExpired`; any other wait in the block must be
-    inside `covering()`, a cancel scope of its own."""
+    `watched=True` (trio): the caller promises that no code but ours runs in the block, except
+    through `guarded()`, so no cancel scope (trio's costs a quarter of a request): the run's
+    `_Watchdog` marks the deadline `fired` and wakes the one socket wait it is in
+    (`waiting_on`, through `notify_closing`; that connection is dropped anyway). Our waits on
+    such a socket check it (`WATCHED`) and raise `DeadlineExpired`; any other wait in the block
+    must be inside `covering()`, a cancel scope of its own."""
 
     __slots__ = (
         "_cancelling",
@@ -223,6 +223,7 @@ class Deadline:
         self._watch = watched
         self._watchdog: _Watchdog | None = None
         self._scope: Any = None
+        self._token: Any = None
         self.expired = False
 
     def __enter__(self) -> Deadline:
@@ -247,6 +248,8 @@ class Deadline:
             return self
         if loop is None:  # trio: the request's one cancel scope
             self._scope = sys.modules["trio"].CancelScope(deadline=self.when)
+            if WATCHED.get() is not None:  # (inside a guarded handler: its waits are ours)
+                self._token = WATCHED.set(None)
         elif _HAS_ASYNCIO_TIMEOUT:
             task = asyncio.current_task(loop)  # type: ignore[union-attr]
             if task is None:
@@ -272,6 +275,19 @@ class Deadline:
             self._task.cancel()
         elif self.waiting_on is not None:  # (watched) its wait ends with ClosedResourceError
             sys.modules["trio"].lowlevel.notify_closing(self.waiting_on)
+
+    def guarded(self, awaitable: Awaitable[object]) -> Awaitable[None]:
+        """Run user code (a trace handler) in a watched block: at once, to its first wait. If
+        it ends without waiting (a handler that records, the usual kind), that is all: no
+        cancel scope. If it waits, each of its waits runs in a cancel scope at the deadline,
+        entered once it has yielded and left before it resumes (so the scopes and nurseries it
+        opens itself still nest), and a wait cut by the deadline raises `Cancelled` in it."""
+        steps: Any = awaitable if type(awaitable) is CoroutineType else awaitable.__await__()
+        try:
+            trap = steps.send(None)
+        except StopIteration:
+            return _DONE
+        return _waits(steps, trap, self.when)
 
     def covering(self) -> _Covered:
         """For waits in a watched block that are not a watched socket's (a new connection,
@@ -305,10 +321,62 @@ class Deadline:
                 return True
             return False
         if self._scope is not None:
+            if self._token is not None:
+                WATCHED.reset(self._token)
             suppressed = bool(self._scope.__exit__(exc_type, exc, tb))
             self.expired = self._scope.cancelled_caught
             return suppressed
         return False
+
+
+class _Done:
+    """An awaitable that is already done (a guarded handler that did not wait)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return _EXHAUSTED
+
+
+_DONE = _Done()
+_EXHAUSTED = cast("Generator[Any, None, None]", iter(()))
+
+
+@coroutine
+def _waits(steps: Any, trap: object, when: float) -> Generator[Any, Any, None]:
+    """`guarded`'s slow path: hand each of the handler's waits (`trap`) to trio inside a
+    cancel scope at `when`. trio answers a wait cut by that scope with a `Cancelled` outcome,
+    which the handler sees (and may clean up on); if it comes back out, the deadline ended the
+    handler: `DeadlineExpired` (no scope of the caller's owns that `Cancelled`). A wait that
+    trio does not cancel (a bare checkpoint) completes: such a handler is cut at its next
+    cancellable wait."""
+    trio = sys.modules["trio"]
+    expired = False
+    while True:
+        scope = trio.CancelScope(deadline=when)
+        thrown: BaseException | None = None
+        sent: Any = None
+        try:
+            with scope:
+                try:
+                    sent = yield trap
+                except BaseException as exc:
+                    thrown = exc
+                    raise
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException:  # (kept in `thrown`: it goes into the handler)
+            pass
+        expired = expired or scope.cancel_called  # (trio delivers its Cancelled to the trap)
+        try:
+            trap = steps.send(sent) if thrown is None else steps.throw(thrown)
+        except StopIteration:
+            return
+        except trio.Cancelled as exc:
+            if expired:
+                raise DeadlineExpired from exc
+            raise
 
 
 class _Covered:
