@@ -792,6 +792,101 @@ async def test_a_handler_waiting_past_the_total_timeout_is_cut_and_frees_the_con
         assert await _read_ok(session, server.url_for("/ok")) == "ok"  # limit=1: it is back
 
 
+async def test_a_body_signal_handler_waiting_past_the_total_timeout_is_cut(
+    server: TestServer,
+) -> None:
+    """A read of a body still arriving runs the chunk signal's handlers under the same
+    deadline (on trio a watched read, its handlers guarded): one that waits is cut."""
+    seen: list[str] = []
+
+    async def hang(session: Any, ctx: Any, params: Any) -> None:
+        seen.append(params.chunk.decode())
+        try:
+            await anyio.sleep(10)
+        except anyio.get_cancelled_exc_class():
+            seen.append("cancelled")
+            raise
+
+    config = compat.TraceConfig()
+    config.on_response_chunk_received.append(hang)
+    timeout = compat.ClientTimeout(total=0.5)
+    async with compat.ClientSession(timeout=timeout, trace_configs=[config]) as session:
+        started = anyio.current_time()
+        resp = await session.get(server.url_for("/slow-body?delay=0.1"))
+        with anyio.fail_after(5), pytest.raises(TimeoutError):
+            await resp.read()
+        assert 0.4 <= anyio.current_time() - started < 2.5
+        assert seen[-1] == "cancelled" and seen[0] in ("sl", "slow")
+        assert session.connector.stats().in_use == 0
+
+
+async def test_a_handler_may_send_requests_of_its_own(server: TestServer) -> None:
+    """A handler that sends requests (through another session, one with a middleware: a
+    deadline of its own kind) works, and the outer request's deadline still bounds it: the
+    inner request sees it as a cancellation, not as compat's internal wake-up."""
+    bodies: list[str] = []
+
+    async def passthrough(req: Any, handler: Any) -> Any:
+        return await handler(req)
+
+    inner_recorder = Recorder()
+    async with compat.ClientSession(
+        middlewares=(passthrough,), trace_configs=[inner_recorder.config]
+    ) as inner:
+
+        async def fetch(session: Any, ctx: Any, params: Any) -> None:
+            path = "/slow?delay=2" if ctx.trace_request_ctx == "slow" else "/ok"
+            async with inner.get(server.url_for(path)) as resp:
+                bodies.append(await resp.text())
+
+        config = compat.TraceConfig()
+        config.on_request_headers_sent.append(fetch)
+        timeout = compat.ClientTimeout(total=0.5)
+        async with compat.ClientSession(timeout=timeout, trace_configs=[config]) as session:
+            with anyio.fail_after(5):
+                for _ in range(2):  # a new connection, then a reused one
+                    assert await _read_ok(session, server.url_for("/ok")) == "ok"
+                assert bodies == ["ok", "ok"]
+                started = anyio.current_time()
+                with pytest.raises(TimeoutError):
+                    await session.get(server.url_for("/ok"), trace_request_ctx="slow")
+                assert anyio.current_time() - started < 1.5
+                assert session.connector.stats().in_use == 0
+            (inner_error,) = inner_recorder.params("request_exception")
+            assert isinstance(inner_error.exception, anyio.get_cancelled_exc_class())
+            assert await _read_ok(inner, server.url_for("/ok")) == "ok"
+
+
+async def test_a_shield_a_handler_opens_does_not_hold_off_the_total_timeout(
+    server: TestServer,
+) -> None:
+    """aiohttp's total timeout cancels the task, which an anyio shield inside a handler does not
+    stop on asyncio; compat cuts such a wait at the deadline on both backends alike."""
+    outcome: list[str] = []
+
+    async def shielded(session: Any, ctx: Any, params: Any) -> None:
+        if ctx.trace_request_ctx != "shielded":
+            return
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(1.5)
+        except anyio.get_cancelled_exc_class():
+            outcome.append("cut")
+            raise
+        outcome.append("held")
+
+    config = compat.TraceConfig()
+    config.on_request_headers_sent.append(shielded)
+    timeout = compat.ClientTimeout(total=0.3)
+    async with compat.ClientSession(timeout=timeout, trace_configs=[config]) as session:
+        assert await _read_ok(session, server.url_for("/ok")) == "ok"  # a connection to reuse
+        started = anyio.current_time()
+        with anyio.fail_after(5), pytest.raises(TimeoutError):
+            await session.get(server.url_for("/ok"), trace_request_ctx="shielded")
+        assert anyio.current_time() - started < 1.2
+    assert outcome == ["cut"]
+
+
 async def test_a_handler_with_scopes_and_tasks_of_its_own_runs_to_its_end(
     server: TestServer, recorder: Recorder
 ) -> None:

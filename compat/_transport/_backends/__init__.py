@@ -223,7 +223,6 @@ class Deadline:
         self._watch = watched
         self._watchdog: _Watchdog | None = None
         self._scope: Any = None
-        self._token: Any = None
         self.expired = False
 
     def __enter__(self) -> Deadline:
@@ -248,8 +247,6 @@ class Deadline:
             return self
         if loop is None:  # trio: the request's one cancel scope
             self._scope = sys.modules["trio"].CancelScope(deadline=self.when)
-            if WATCHED.get() is not None:  # (inside a guarded handler: its waits are ours)
-                self._token = WATCHED.set(None)
         elif _HAS_ASYNCIO_TIMEOUT:
             task = asyncio.current_task(loop)  # type: ignore[union-attr]
             if task is None:
@@ -321,8 +318,6 @@ class Deadline:
                 return True
             return False
         if self._scope is not None:
-            if self._token is not None:
-                WATCHED.reset(self._token)
             suppressed = bool(self._scope.__exit__(exc_type, exc, tb))
             self.expired = self._scope.cancelled_caught
             return suppressed
