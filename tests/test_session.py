@@ -887,6 +887,28 @@ async def test_a_shield_a_handler_opens_does_not_hold_off_the_total_timeout(
     assert outcome == ["cut"]
 
 
+async def test_a_slow_reuse_handler_counts_against_the_connect_timeout(server: TestServer) -> None:
+    """aiohttp sends `on_connection_reuseconn` from inside `connector.connect()`, under
+    `ClientTimeout.connect`: a handler slower than it fails the request as a connect timeout,
+    on trio's scope-less way for a reused connection too."""
+
+    async def slow(session: Any, ctx: Any, params: Any) -> None:
+        if ctx.trace_request_ctx == "slow":
+            await anyio.sleep(1.5)
+
+    config = compat.TraceConfig()
+    config.on_connection_reuseconn.append(slow)
+    timeout = compat.ClientTimeout(total=10, connect=0.3)
+    async with compat.ClientSession(timeout=timeout, trace_configs=[config]) as session:
+        assert await _read_ok(session, server.url_for("/ok")) == "ok"
+        started = anyio.current_time()
+        with anyio.fail_after(5), pytest.raises(compat.ConnectionTimeoutError):
+            await session.get(server.url_for("/ok"), trace_request_ctx="slow")
+        assert anyio.current_time() - started < 1.2
+        assert session.connector.stats().in_use == 0
+        assert await _read_ok(session, server.url_for("/ok")) == "ok"
+
+
 async def test_a_handler_with_scopes_and_tasks_of_its_own_runs_to_its_end(
     server: TestServer, recorder: Recorder
 ) -> None:

@@ -102,9 +102,14 @@ class Engine:
             # A request whose deadline is watched (trio, no code but ours and guarded handlers;
             # see `Deadline`): on an idle plain-TCP connection, with a bytes body, its only
             # waits are the socket's, which watch the deadline themselves. Any other way (a new
-            # connection, queueing, TLS, HTTP/2) runs as an ordinary request, inside a cancel
+            # connection, queueing, TLS, HTTP/2, a connect budget, which bounds the reuse
+            # signal's handlers as aiohttp's) runs as an ordinary request, inside a cancel
             # scope of its own.
-            idle = pool.take_watched(key) if body is None or isinstance(body, bytes) else None
+            idle = (
+                pool.take_watched(key)
+                if connect_budget is None and (body is None or isinstance(body, bytes))
+                else None
+            )
             if idle is not None and trace.plan.on_connection_reuseconn:
                 await pool.reused(idle, trace)
             if idle is None:
