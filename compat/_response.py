@@ -496,8 +496,15 @@ class _BodyStream:
         trio when its waits are a watched socket's (body signals run guarded; see `Deadline`)."""
         if self._deadline == math.inf or self._exchange.complete:
             return await read()  # nothing left to wait for: no timer needed
-        with Deadline(self._deadline, None, self._exchange.watched):
-            return await read()
+        trace = self._trace
+        with Deadline(self._deadline, None, self._exchange.watched) as deadline:
+            if not deadline.watching or not trace.plan.configs:
+                return await read()
+            trace.guard = deadline  # its body signals' handlers run guarded
+            try:
+                return await read()
+            finally:
+                trace.guard = None
         self.close()
         raise TotalTimeoutError("Timeout reading the response body (ClientTimeout.total)")
 

@@ -450,6 +450,8 @@ class ClientSession:
                 options.middlewares or upload_tracker is not None
             )
             with Deadline(math.inf, timeout.total, watched) as scope:
+                if tracer.configs and scope.watching:
+                    trace.guard = scope  # (taken back below, and in the except clause)
                 options.deadline = scope.when
                 auth = auth or self._auth
                 if auth is None and self._trust_env:
@@ -525,6 +527,7 @@ class ClientSession:
                     if redirect_auth is not None:  # as in the start URL: a header, never shown
                         auth, next_url = redirect_auth, next_url.with_user(None)
                     url = next_url
+            trace.guard = None
             if scope.expired:
                 raise TotalTimeoutError(f"Request timed out after {timeout.total}s: {method} {url}")
             assert response is not None
@@ -542,6 +545,7 @@ class ClientSession:
                 upload_tracker._finish()
             return response
         except BaseException as exc:
+            trace.guard = None
             error = to_client_error(
                 exc, connection_key(url), response.request_info if response else None
             )

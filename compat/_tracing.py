@@ -10,7 +10,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from multidict import CIMultiDict
@@ -18,7 +18,9 @@ from yarl import URL
 
 from ._params import request_end_params, request_exception_params, request_start_params
 from ._signals import Signal
-from ._transport._backends import WATCHED
+
+if TYPE_CHECKING:
+    from ._transport._backends import Deadline
 
 __all__ = ["NO_TRACE", "SIGNAL_NAMES", "RequestTrace", "TraceConfig", "Tracer"]
 
@@ -205,7 +207,7 @@ class RequestTrace:
     headers-sent and chunk-sent signals carry the same values aiohttp's do.
     """
 
-    __slots__ = ("ctxs", "method", "owner", "plan", "url", "wire")
+    __slots__ = ("ctxs", "guard", "method", "owner", "plan", "url", "wire")
 
     def __init__(self, plan: Tracer, owner: object, ctxs: tuple[Any, ...]) -> None:
         self.plan = plan
@@ -215,6 +217,9 @@ class RequestTrace:
         self.url = _NO_URL
         self.wire: CIMultiDict[str] | list[tuple[str, str]] = _NO_HEADERS
         """The hop's wire headers as the session built them, a multidict once `headers` ran."""
+        self.guard: Deadline | None = None
+        """The watched `Deadline` the request is in (trio, no cancel scope; set by who enters
+        it): its handlers run `guarded` by it."""
 
     @property
     def headers(self) -> CIMultiDict[str]:
@@ -227,14 +232,14 @@ class RequestTrace:
     def send(self, targets: Targets, params: object) -> Awaitable[None]:
         """Await the result: the handlers run in order. A lone handler's own coroutine is
         handed back as it is, one coroutine less per signal (the usual case). Inside a
-        watched deadline (trio, see `Deadline`) they run guarded, bounded by it."""
+        watched deadline (`guard`; trio, see `Deadline`) they run guarded, bounded by it."""
         if len(targets) == 1:
             index, handler = targets[0]
             sending: Awaitable[None] = handler(self.owner, self.ctxs[index], params)
         else:
             sending = self._send_all(targets, params)
-        watched = WATCHED.get()
-        return sending if watched is None else watched.guarded(sending)
+        guard = self.guard
+        return sending if guard is None else guard.guarded(sending)
 
     async def _send_all(self, targets: Targets, params: object) -> None:
         owner = self.owner

@@ -887,6 +887,28 @@ async def test_a_shield_a_handler_opens_does_not_hold_off_the_total_timeout(
     assert outcome == ["cut"]
 
 
+async def test_an_exception_handler_is_not_bounded_by_the_request_s_deadline(
+    server: TestServer,
+) -> None:
+    """`on_request_exception` runs after the request's deadline is over (aiohttp sends it
+    outside its total timeout): a handler of it that awaits past that deadline completes, also
+    when the failure came out of a request whose deadline had no cancel scope (trio)."""
+    delivered: list[BaseException] = []
+
+    async def on_exception(session: Any, ctx: Any, params: Any) -> None:
+        await anyio.sleep(0.6)
+        delivered.append(params.exception)
+
+    config = compat.TraceConfig()
+    config.on_request_exception.append(on_exception)
+    timeout = compat.ClientTimeout(total=0.3)
+    async with compat.ClientSession(timeout=timeout, trace_configs=[config]) as session:
+        assert await _read_ok(session, server.url_for("/ok")) == "ok"  # a connection to reuse
+        with anyio.fail_after(5), pytest.raises(compat.ClientError) as info:
+            await session.get(server.url_for("/fault/reset-before"))
+    assert delivered == [info.value]
+
+
 async def test_a_slow_reuse_handler_counts_against_the_connect_timeout(server: TestServer) -> None:
     """aiohttp sends `on_connection_reuseconn` from inside `connector.connect()`, under
     `ClientTimeout.connect`: a handler slower than it fails the request as a connect timeout,

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from contextvars import ContextVar
 from types import CoroutineType, TracebackType, coroutine
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -265,6 +265,11 @@ class Deadline:
         self._scope.__enter__()
         return self
 
+    @property
+    def watching(self) -> bool:
+        """Entered watched (trio, no cancel scope): user code in the block must run `guarded`."""
+        return self._watchdog is not None and self._task is None
+
     def expire(self) -> None:
         """The deadline has come (the watchdog calls it once)."""
         self.fired = True
@@ -273,18 +278,19 @@ class Deadline:
         elif self.waiting_on is not None:  # (watched) its wait ends with ClosedResourceError
             sys.modules["trio"].lowlevel.notify_closing(self.waiting_on)
 
-    def guarded(self, awaitable: Awaitable[object]) -> Awaitable[None]:
-        """Run user code (a trace handler) in a watched block: at once, to its first wait. If
-        it ends without waiting (a handler that records, the usual kind), that is all: no
-        cancel scope. If it waits, each of its waits runs in a cancel scope at the deadline,
-        entered once it has yielded and left before it resumes (so the scopes and nurseries it
-        opens itself still nest), and a wait cut by the deadline raises `Cancelled` in it."""
+    @coroutine
+    def guarded(self, awaitable: Awaitable[object]) -> Generator[Any, Any, None]:
+        """Run user code (a trace handler) in a watched block, to its first wait. If it ends
+        without waiting (a handler that records, the usual kind), that is all: no cancel
+        scope. If it waits, each of its waits runs in a cancel scope at the deadline, entered
+        once it has yielded and left before it resumes (so the scopes and task groups it opens
+        itself still nest), and a wait cut by the deadline raises `Cancelled` in it."""
         steps: Any = awaitable if type(awaitable) is CoroutineType else awaitable.__await__()
         try:
             trap = steps.send(None)
         except StopIteration:
-            return _DONE
-        return _waits(steps, trap, self.when)
+            return
+        yield from _waits(steps, trap, self.when)
 
     def covering(self) -> _Covered:
         """For waits in a watched block that are not a watched socket's (a new connection,
@@ -324,22 +330,9 @@ class Deadline:
         return False
 
 
-class _Done:
-    """An awaitable that is already done (a guarded handler that did not wait)."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return _EXHAUSTED
-
-
-_DONE = _Done()
-_EXHAUSTED = cast("Generator[Any, None, None]", iter(()))
-
-
 @coroutine
 def _waits(steps: Any, trap: object, when: float) -> Generator[Any, Any, None]:
-    """`guarded`'s slow path: hand each of the handler's waits (`trap`) to trio inside a
+    """`Deadline.guarded`'s slow path: hand each of the handler's waits (`trap`) to trio inside a
     cancel scope at `when`. trio answers a wait cut by that scope with a `Cancelled` outcome,
     which the handler sees (and may clean up on); if it comes back out, the deadline ended the
     handler: `DeadlineExpired` (no scope of the caller's owns that `Cancelled`). A wait that
