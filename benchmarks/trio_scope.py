@@ -11,9 +11,10 @@ Three clients on the benchmark server, each keeping `--inflight` requests in fli
 - `raw+deadline`: the same inside one `trio.CancelScope` with a deadline (`ClientTimeout.total`'s
   shape: what compat's `Deadline` enters on trio for every request).
 
-The difference is what trio charges for a cancel scope around a request that waits once; compat
-needs one per request, since aiohttp's total timeout bounds the trace handlers and the rest of
-the user code the request runs (see the README, Speed).
+The difference is what trio charges for a cancel scope around a request that waits once. compat
+enters one only for a request that cannot do without (middlewares, a body iterator, a new
+connection's waits): a request on an idle connection has a watched deadline, its trace
+handlers run guarded (see the README, Speed).
 """
 
 from __future__ import annotations

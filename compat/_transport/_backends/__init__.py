@@ -6,7 +6,8 @@ connection at once, so a response body that has fully arrived is complete (and i
 free) before anyone reads it, as in aiohttp. On trio the stream reads the socket itself when
 the connection asks (`pump`), and feeds what it got. Either way the connection only waits when
 it has nothing buffered: no cancel scope or checkpoint per read of data already here, and a
-request's deadline is one timer (asyncio) or one cancel scope (trio) around all of it.
+request's deadline is one timer (asyncio) or, on trio, a watched deadline with no cancel scope
+(see `Deadline`) or else one cancel scope around all of it.
 """
 
 from __future__ import annotations
