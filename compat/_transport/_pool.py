@@ -268,7 +268,8 @@ class ConnectionPool:
         if self.http2 and host.h2 is not None:
             h2 = self._give_slot(host)
             if h2 is not None:
-                await self._h2_reuse(h2, trace)
+                if trace.plan.on_connection_reuseconn:
+                    await self.reused(h2, trace)
                 return h2
         conn = self._take_idle(host)
         if conn is not None:
@@ -279,13 +280,17 @@ class ConnectionPool:
             host.h2_opening = anyio.Event()  # others for this origin wait to see if it is h2
         return conn
 
-    async def reused(self, conn: Connection, trace: RequestTrace) -> None:
-        """`on_connection_reuseconn` for an idle HTTP/1.1 connection just taken (`acquire`,
-        `take_watched`); if a handler fails, the connection goes back."""
+    async def reused(self, conn: Connection | HTTP2Connection, trace: RequestTrace) -> None:
+        """The one place `on_connection_reuseconn` fires: an idle HTTP/1.1 connection just
+        taken (`acquire`, `take_watched`), or a stream of an HTTP/2 one. If a handler fails,
+        the connection (or the stream) goes back."""
         try:
             await trace.send(trace.plan.on_connection_reuseconn, _params.REUSECONN)
         except BaseException:
-            self.release(conn)
+            if isinstance(conn, Connection):
+                self.release(conn)
+            else:
+                self.h2_stream_done(conn, 1)
             raise
 
     def take_watched(self, key: Key) -> Connection | None:
@@ -342,7 +347,8 @@ class ConnectionPool:
                     h2.holds_slot = True
                 h2.reserved += 1
                 h2.idle_since = 0.0
-                await self._h2_reuse(h2, trace)
+                if plan.on_connection_reuseconn:
+                    await self.reused(h2, trace)
                 return h2
             if h2 is not None:  # at the server's stream limit: wait for a stream to end
                 changed = host.h2_changed = host.h2_changed or anyio.Event()
@@ -359,15 +365,6 @@ class ConnectionPool:
             if opening is None:
                 return None
             await opening.wait()
-
-    async def _h2_reuse(self, h2: HTTP2Connection, trace: RequestTrace) -> None:
-        try:
-            plan = trace.plan
-            if plan.on_connection_reuseconn:
-                await trace.send(plan.on_connection_reuseconn, _params.REUSECONN)
-        except BaseException:
-            self.h2_stream_done(h2, 1)
-            raise
 
     def _give_slot(self, host: _Host) -> HTTP2Connection | None:
         """A slot just taken for `host` goes to its idle HTTP/2 connection, if it has one."""
